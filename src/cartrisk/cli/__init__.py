@@ -1,0 +1,17 @@
+"""The ``cartrisk`` command: the only place that reads argv, configures logging and prints.
+
+ARCHITECTURE.md names one ``cli.py``; it is a package instead, one module per group of commands,
+so that each command's code sits beside its kind and several people can add commands without
+editing one long file. Each module registers its commands on the shared typer ``app``.
+"""
+
+from __future__ import annotations
+
+from cartrisk.cli import data, evaluate  # noqa: F401  (registers the commands)
+from cartrisk.cli._app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="cartrisk")
