@@ -13,7 +13,8 @@ from sksurv.util import Surv
 
 from cartrisk import literature
 from cartrisk.dictionary import COLUMNS
-from cartrisk.simulate import _km_at, _km_median, _measure, planted_effects, simulate, simulation_report, true_design
+from cartrisk.simreport import _km_at, _km_median, _measure, simulation_report
+from cartrisk.simulate import planted_effects, simulate, true_design
 from cartrisk.units import months_to_days
 
 CALIBRATION_SEEDS = (0, 1, 2, 3, 4)

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sksurv.linear_model import CoxPHSurvivalAnalysis
-from sksurv.nonparametric import kaplan_meier_estimator
 from sksurv.util import Surv, check_y_survival
 
 from cartrisk.exceptions import StatisticalWarning
+from cartrisk.survstats import km_at, km_median  # noqa: F401  (re-exported for the group modules)
 
 __all__ = [
     "CDifference",
@@ -96,51 +96,6 @@ def encode_groups(groups, score=None, *, name: str = "groups", require_order: bo
     return np.array([lookup[v] for v in arr], dtype=int), list(levels)
 
 
-# --------------------------------------------------------------------------- Kaplan-Meier
-def km_at(event, time, times_days, conf_level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Kaplan-Meier survival with its log-log confidence interval at given times.
-
-    The step function is read at the last observed time <= t. Beyond the last follow-up
-    time the estimate is 0 if the curve reached 0 and NaN (not estimable) otherwise; an
-    empty group gives NaN.
-
-    Returns
-    -------
-    surv, lower, upper : ndarray of shape (n_times,)
-    """
-    times_days = np.atleast_1d(np.asarray(times_days, dtype=float))
-    nan = np.full(times_days.shape, np.nan)
-    if len(time) == 0:
-        return nan, nan.copy(), nan.copy()
-    t, s, ci = kaplan_meier_estimator(event, time, conf_type="log-log", conf_level=conf_level)
-    t, s, lo, hi = np.r_[0.0, t], np.r_[1.0, s], np.r_[1.0, ci[0]], np.r_[1.0, ci[1]]
-    idx = np.searchsorted(t, times_days, side="right") - 1
-    out = s[idx], lo[idx], hi[idx]
-    beyond = (times_days > t[-1]) & (s[-1] > 0)
-    return tuple(np.where(beyond, np.nan, v) for v in out)
-
-
-def km_median(event, time, conf_level: float = 0.95) -> tuple[float, float, float]:
-    """Median survival (days) from the Kaplan-Meier curve, with a confidence interval.
-
-    The median is the first time with S(t) <= 0.5 (the lifelines convention; R's survfit
-    averages over a stretch where S is exactly 0.5). Its interval inverts the pointwise
-    log-log band (Brookmeyer-Crowley style, as survfit does): the lower limit is the first
-    time the lower band reaches 0.5, the upper limit the first time the upper band does.
-    NaN means not reached.
-    """
-    if len(time) == 0:
-        return np.nan, np.nan, np.nan
-    t, s, ci = kaplan_meier_estimator(event, time, conf_type="log-log", conf_level=conf_level)
-
-    def first(curve):
-        hit = np.flatnonzero(curve <= 0.5)
-        return float(t[hit[0]]) if hit.size else np.nan
-
-    return first(s), first(ci[0]), first(ci[1])
-
-
-# --------------------------------------------------------------------------- Cox (Breslow ties)
 def cox_breslow(X, event, time, coef) -> tuple[float, np.ndarray, np.ndarray]:
     """Log partial likelihood, score and observed information of a Cox model, Breslow ties.
 

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sksurv.linear_model import CoxPHSurvivalAnalysis
-from sksurv.nonparametric import kaplan_meier_estimator
 from sksurv.util import Surv, check_y_survival
 
 from cartrisk.exceptions import StatisticalWarning
+from cartrisk.survstats import km_at
 from cartrisk.units import days_to_months
 
 __all__ = [
@@ -233,15 +233,8 @@ class HorizonCalibration:
 
 def _km_at(event: np.ndarray, time: np.ndarray, horizon: float) -> tuple[float, float, float]:
     """Kaplan-Meier survival and its 95% log-log interval at ``horizon`` (NaN if not reached)."""
-    if not event.any():
-        return (1.0, 1.0, 1.0) if time.max() >= horizon else (np.nan, np.nan, np.nan)
-    km_time, km_prob, km_ci = kaplan_meier_estimator(event, time, conf_type="log-log")
-    if horizon > km_time[-1] and km_prob[-1] > 0:
-        return np.nan, np.nan, np.nan
-    i = np.searchsorted(km_time, horizon, side="right") - 1
-    if i < 0:
-        return 1.0, 1.0, 1.0
-    return float(km_prob[i]), float(km_ci[0, i]), float(km_ci[1, i])
+    surv, lower, upper = km_at(event, time, [horizon])
+    return float(surv[0]), float(lower[0]), float(upper[0])
 
 
 def _rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:

@@ -29,8 +29,8 @@ def simulate(
     report: Annotated[bool, typer.Option("--report", help="Print simulated vs published figures.")] = False,
 ) -> None:
     """Simulate a registry of failures after CAR T-cells, calibrated to the published figures."""
+    from cartrisk.simreport import simulation_report
     from cartrisk.simulate import simulate as run_simulation
-    from cartrisk.simulate import simulation_report
 
     frame, true = run_simulation(n, seed)
     if out is not None:
@@ -66,7 +66,7 @@ def validate(path: Annotated[Path, typer.Argument(help="Registry extract (.csv o
 def cohort_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Patients, deaths, follow-up and the failure-window split of a validated cohort."""
     from cartrisk.features import derive_features
-    from cartrisk.riskgroups import km_median
+    from cartrisk.survstats import km_median
     from cartrisk.units import days_to_months
 
     window = derive_features(frame[["days_to_failure"]])["failure_window"]

@@ -1,0 +1,146 @@
+"""The simulated registry against the published figures: :func:`simulation_report`.
+
+Each target of :func:`cartrisk.literature.targets` is measured on a cohort the way the sources
+report it (Kaplan-Meier survival and medians, reverse Kaplan-Meier follow-up, shares among known
+values), so the simulated cohort (or a real extract) can be held against the literature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cartrisk import literature
+from cartrisk.features import derive_features
+from cartrisk.rules import PCPI
+from cartrisk.simulate import _AGE_CUT_YEARS
+from cartrisk.survstats import followup_median, km_at, km_median
+from cartrisk.units import months_to_days
+
+__all__ = ["simulation_report"]
+
+
+def _km_at(time: np.ndarray, event: np.ndarray, t_days: float) -> float:
+    """Kaplan-Meier survival at ``t_days`` (NaN with no patient)."""
+    return float(km_at(np.asarray(event, bool), np.asarray(time, float), [t_days])[0][0])
+
+
+def _km_median(time: np.ndarray, event: np.ndarray, reverse: bool = False) -> float:
+    """Kaplan-Meier median (reverse: median follow-up) in the unit of ``time``; NaN when not reached."""
+    event, time = np.asarray(event, bool), np.asarray(time, float)
+    return followup_median(event, time) if reverse else km_median(event, time)[0]
+
+
+#: Share targets: quantity -> (column, comparison, threshold); a str threshold naming a column compares with it.
+_SHARES = {"male_pct": ("sex", "==", "M"), "age_ge65_pct": ("age_years", ">=", _AGE_CUT_YEARS),
+           "prior_lines_gt3_pct": ("prior_lines", ">", 3), "prior_asct_pct": ("prior_asct", "==", 1),
+           "ecog_ge2_pct": ("ecog_infusion", ">=", 2), "ldh_gt_uln_pct": ("ldh_infusion", ">", "ldh_uln"),
+           "bulky_pct": ("bulky_infusion", "==", 1), "aaipi_2_3_pct": ("aaipi", ">=", 2),
+           "bridging_pct": ("bridging", "!=", "none"), "status_progressive_pct": ("status_at_infusion", "==", "PD"),
+           "salvage_any_pct": ("salvage", "!=", "none"), "stage_infusion_3_4_pct": ("stage_infusion", ">=", 3),
+           "crs_any_pct": ("crs_grade", ">=", 1), "crs_ge3_pct": ("crs_grade", ">=", 3),
+           "icans_any_pct": ("icans_grade", ">=", 1), "icans_ge3_pct": ("icans_grade", ">=", 3),
+           "ldh_failure_gt_uln_pct": ("ldh_failure", ">", "ldh_uln"),
+           "stage_failure_3_4_pct": ("stage_failure", ">=", 3), "ecog_failure_ge2_pct": ("ecog_failure", ">=", 2),
+           "bulky_failure_pct": ("bulky_failure", "==", 1), "cd19_negative_pct": ("cd19_failure", "==", "negative"),
+           "extranodal_failure_any_pct": ("extranodal_failure", ">=", 1)}
+_OPS = {"==": np.equal, "!=": np.not_equal, ">": np.greater, ">=": np.greater_equal, "<": np.less}
+
+
+def _share_pct(f: pd.DataFrame, name: str, op: str, threshold: object) -> float:
+    known = f[name].notna()
+    if not known.any():
+        return float("nan")
+    other = f[threshold] if isinstance(threshold, str) and threshold in f.columns else threshold
+    return 100.0 * float(_OPS[op](f[name], other)[known].mean())
+
+
+def _measure(quantity: str, f: pd.DataFrame, share_of_all: float) -> float:
+    """The simulated value of one target quantity on ``f`` (the patients of one group)."""
+    month = months_to_days(1.0)
+    os2 = (f["os2_days"].to_numpy(), f["os2_event"].to_numpy())
+    pfs2 = (f["pfs2_days"].to_numpy(), f["pfs2_event"].to_numpy())
+    if quantity in _SHARES:
+        return _share_pct(f, *_SHARES[quantity])
+    for name in ("histology", "product", "best_response"):
+        if quantity.startswith(f"{name}_") and quantity.endswith("_pct"):
+            return _share_pct(f, name, "==", quantity[len(name) + 1:-len("_pct")])
+    if quantity == "ferritin_gt_uln_pct":
+        return _share_pct(f, "ferritin_infusion", ">", literature.reference_ranges()["ferritin_uln_ug_l"])
+    if quantity.startswith(("os2_", "pfs2_progressed_")):
+        months = float(quantity.rsplit("_", 2)[-2].removesuffix("mo"))
+        survival = _km_at(*(os2 if quantity.startswith("os2_") else pfs2), months_to_days(months))
+        return 100.0 * (survival if quantity.startswith("os2_") else 1.0 - survival)
+    measures = {
+        "window_share_pct": lambda: 100.0 * share_of_all,
+        "median_time_to_failure_months": lambda: float(np.median(f["days_to_failure"])) / month,
+        "median_os2_months": lambda: _km_median(*os2) / month,
+        "median_pfs2_months": lambda: _km_median(*pfs2) / month,
+        "median_followup_months": lambda: _km_median(*os2, reverse=True) / month,
+        "crp_median_mg_l": lambda: float(f["crp_infusion"].median()),
+        "ldh_infusion_missing_pct": lambda: 100.0 * float(f["ldh_infusion"].isna().mean()),
+    }
+    if quantity not in measures:
+        raise KeyError(f"simulation_report does not know how to measure {quantity!r}")
+    return measures[quantity]()
+
+
+def _pcpi_rows(frame: pd.DataFrame) -> list[tuple]:
+    """PC-PI group shares and medians, and OS by time to progression: guides from IA24."""
+    rules = literature.rule_constants()
+    pcpi, ttp = rules["pcpi"], rules["time_to_progression"]
+    month = months_to_days(1.0)
+    scored = frame.dropna(subset=list(PCPI.needs))
+    points = PCPI().points(scored).sum(axis=1).astype(float).reindex(frame.index)  # NaN: an item is unknown
+    evaluable = points.notna()
+
+    def median(mask: np.ndarray) -> float:
+        return _km_median(frame["os2_days"].to_numpy()[mask], frame["os2_event"].to_numpy()[mask]) / month
+
+    rows = []
+    for g in pcpi["groups"]:
+        member = (evaluable & points.between(g["points_min"], g["points_max"])).to_numpy()
+        rows.append(("pcpi_group_pct", g["name"], g["share_pct"], 100.0 * member.sum() / max(evaluable.sum(), 1),
+                     "%", "guide_share"))
+        rows.append(("pcpi_median_os2_months", g["name"], g["median_os_months"], median(member), "months",
+                     "km_median"))
+    group = np.searchsorted(np.asarray(ttp["split_months"]) * month, frame["days_to_failure"].to_numpy(), "right")
+    for i, g in enumerate(ttp["groups"]):
+        if not np.isnan(g["median_os_months"]):
+            rows.append(("ttp_median_os2_months", g["name"], g["median_os_months"], median(group == i), "months",
+                         "km_median"))
+    return [(*r[:5], pcpi["source"], "guide", r[5]) for r in rows]
+
+
+def simulation_report(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each published target beside its value in a simulated cohort.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A cohort from :func:`simulate` (or any frame in the data-dictionary format).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per target of :func:`cartrisk.literature.targets` (calibration and guide rows),
+        then the IA24 guides (PC-PI group shares and median OS, median OS by time to
+        progression), with columns ``quantity``, ``group``, ``published``, ``simulated``, ``unit``,
+        ``source``, ``use``, ``tolerance``, ``tolerance_kind`` and ``within`` (bool). Survival
+        figures are Kaplan-Meier estimates (scikit-survival), follow-up is the reverse
+        Kaplan-Meier median, shares are among known values.
+    """
+    window = derive_features(frame[["days_to_failure"]])["failure_window"].to_numpy()
+    rows = []
+    for t in literature.targets().itertuples(index=False):
+        mask = np.ones(len(frame), dtype=bool) if t.group == "all" else window == t.group
+        rows.append((t.quantity, t.group, t.value, _measure(t.quantity, frame[mask], float(mask.mean())), t.unit,
+                     t.source, t.use, t.tolerance, t.tolerance_kind))
+    tolerances = literature.tolerances()
+    rows += [(*r[:7], tolerances[r[7]]["value"], tolerances[r[7]]["kind"]) for r in _pcpi_rows(frame)]
+    report = pd.DataFrame(rows, columns=["quantity", "group", "published", "simulated", "unit", "source", "use",
+                                         "tolerance", "tolerance_kind"])
+    limit = np.where(report["tolerance_kind"] == "relative", report["tolerance"] * report["published"],
+                     report["tolerance"])
+    report["within"] = ((report["simulated"] - report["published"]).abs() <= limit).to_numpy(dtype=bool)
+    return report
