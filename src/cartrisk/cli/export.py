@@ -1,0 +1,96 @@
+"""``cartrisk export`` (a chosen model as a verified bundle with its model card) and ``cartrisk score``."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cartrisk.cli._app import app, console, err_console, user_errors, write_table
+
+
+@app.command("export")
+@user_errors
+def export_command(
+    name: Annotated[str, typer.Option("--name", help="Bundle name: the folder MODELS_DIR/NAME.")],
+    run: Annotated[str | None, typer.Option("--run", help="MLflow run id of the model (e.g. a model run of "
+                                                          "`cartrisk evaluate`).")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Optuna study name (`cartrisk tune`): its refitted "
+                                                              "best model.")] = None,
+    trial: Annotated[int | None, typer.Option("--trial", help="A trial of --study (only if it logged a pipeline).",
+                                              min=0)] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default "
+                                                          "sqlite:///mlruns/mlflow.db).")] = None,
+    models_dir: Annotated[Path, typer.Option(help="Folder of bundles.")] = Path("models"),
+    data: Annotated[Path | None, typer.Option(help="Training extract, when the run's experiment file cannot "
+                                                   "re-create it (checked against the run's data SHA-256).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a bundle of that name.")] = False,
+    register: Annotated[bool, typer.Option("--register", help="Also register it in the MLflow model registry "
+                                                              "(pyfunc model).")] = False,
+) -> None:
+    """Export a model from MLflow as a bundle: skops pipeline, schema, metrics, checksums and MODEL_CARD.md."""
+    from cartrisk._runs import export_from_tracking
+    from cartrisk.export import load_bundle, summary_line
+
+    path = export_from_tracking(name=name, models_dir=models_dir, run_id=run, study=study, trial=trial,
+                                tracking_uri=tracking_uri, data=data, overwrite=overwrite, register=register)
+    bundle = load_bundle(path)
+    console.print(f"exported {summary_line(bundle)}", highlight=False)
+    console.print(f"bundle {path} (model card {path / 'MODEL_CARD.md'})", highlight=False)
+    console.print(f"fingerprint (SHA-256 of MANIFEST.json's file list) {bundle.fingerprint}", highlight=False)
+    if register:
+        console.print(f"registered as MLflow model '{name}'", highlight=False)
+
+
+@app.command()
+@user_errors
+def score(
+    bundle_dir: Annotated[Path, typer.Argument(help="Bundle folder, e.g. models/NAME.")],
+    path: Annotated[Path, typer.Argument(help="New patients (.csv or .parquet); outcome columns not needed.")],
+    out: Annotated[Path, typer.Option("--out", help="Scores (.csv or .parquet).")],
+    explain: Annotated[bool, typer.Option("--explain", help="Add the columns contributing most to each risk score "
+                                                            "(SHAP).")] = False,
+    top: Annotated[int, typer.Option(help="How many contributing columns with --explain.", min=1)] = 3,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Leave out rows that fail validation "
+                                                                      "(reported) instead of stopping.")] = False,
+) -> None:
+    """Score new patients with a verified bundle: risk score, survival at 3/6/12 months, risk group."""
+    from cartrisk.exceptions import SchemaError, StatisticalWarning
+    from cartrisk.export import load_bundle, summary_line
+    from cartrisk.schema import read_extract
+
+    bundle = load_bundle(bundle_dir)
+    err_console.print(f"bundle {summary_line(bundle)}", highlight=False)
+    frame = read_extract(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StatisticalWarning)
+        try:
+            report = bundle.score_report(frame, source=str(path), skip_invalid=skip_invalid,
+                                         explain=top if explain else 0)
+        except SchemaError as err:
+            problems = err.problems or []
+            if not problems:
+                raise
+            err_console.print(f"[bold red]{path}: {len(problems)} problem(s); nothing written[/]")
+            for problem in problems:
+                err_console.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
+            if not skip_invalid and all(p.row is not None for p in problems):
+                err_console.print("rerun with --skip-invalid to score the valid rows and leave these out",
+                                  highlight=False)
+            raise typer.Exit(2) from None
+    for w in caught:
+        if issubclass(w.category, StatisticalWarning):
+            err_console.print(f"warning: {w.message}", highlight=False, markup=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for notice in report.notices:
+        err_console.print(f"note: {notice}", highlight=False, markup=False, soft_wrap=True)
+    if report.skipped:
+        err_console.print(f"left out {len(report.skipped_rows)} invalid row(s): "
+                          f"{', '.join(map(str, report.skipped_rows))}", highlight=False)
+        for problem in report.skipped:
+            err_console.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
+    write_table(report.scores, out)
+    console.print(f"wrote {len(report.scores):,} scored patients to {out}", highlight=False)
