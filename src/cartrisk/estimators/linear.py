@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
-from ._base import SurvivalEstimator
+from ._base import SurvivalEstimator, _step_values
 
 __all__ = ["CoxPH", "Coxnet"]
 
@@ -24,6 +24,16 @@ class _LinearCox(SurvivalEstimator):
 
     def _survival_grid(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.model_.unique_times_, self.model_.predict_survival_function(X, return_array=True)
+
+    def _baseline(self):
+        """scikit-survival's Breslow estimator behind the model's survival curves."""
+        return self.model_._baseline_model
+
+    def _survival_at(self, X: np.ndarray, times: np.ndarray) -> np.ndarray:
+        # S(t | x) = S0(t) ** exp(lp), as scikit-survival computes it, read at `times` only: no step-function
+        # object per patient over every training time (the cost that dominated scoring).
+        s0 = self._baseline().baseline_survival_
+        return _step_values(s0.x, s0.y[np.newaxis, :], times) ** np.exp(self._predict_risk(X))[:, np.newaxis]
 
     def _grid_times(self) -> np.ndarray:
         return self.model_.unique_times_
@@ -166,3 +176,6 @@ class Coxnet(_LinearCox):
         alphas = np.append(path[path > self.alpha * (1.0 + 1e-9)], float(self.alpha))
         self.model_ = self._coxnet(alphas=alphas, fit_baseline_model=True)
         self.model_.fit(X, y)
+
+    def _baseline(self):
+        return self.model_._get_baseline_model(None)  # the Breslow baseline at alpha (the path's last penalty)

@@ -24,7 +24,7 @@ from scipy import special
 from sklearn.utils._param_validation import Interval, StrOptions
 from sksurv.linear_model.coxph import BreslowEstimator
 
-from ._base import SurvivalEstimator, _check_times_days, _seed
+from ._base import SurvivalEstimator, _check_times_days, _seed, _step_values
 
 __all__ = ["AFTSurvivalFunction", "XGBAFT", "XGBCox"]
 
@@ -216,6 +216,11 @@ class XGBCox(_XGBSurvival):
         baseline = self.baseline_model_.baseline_survival_
         hazard_ratio = np.exp(self._margin(X))
         return baseline.x, np.power(baseline.y[np.newaxis, :], hazard_ratio[:, np.newaxis])
+
+    def _survival_at(self, X: np.ndarray, times: np.ndarray) -> np.ndarray:
+        # The baseline read at `times` only, then raised: no (n_samples x n_training_times) array.
+        baseline = self.baseline_model_.baseline_survival_
+        return _step_values(baseline.x, baseline.y[np.newaxis, :], times) ** np.exp(self._margin(X))[:, np.newaxis]
 
     def _grid_times(self) -> np.ndarray:
         return self.baseline_model_.unique_times_
