@@ -77,7 +77,9 @@ def test_tables_hold_every_part_of_the_comparison(xgb_result):
     assert medians["model[d0_30]", "high"] < medians["d0_30", "D0-30"]
     pts = xgb_result.patients
     assert len(pts) == 600 and isinstance(pts["model[d0_30]"].dtype, pd.CategoricalDtype)
-    np.testing.assert_array_equal(pts["recalibrated_6m"].rank(), pts["surv_6m"].rank())  # ranking kept
+    # Ranking kept: recalibration is monotone (it may tie the extremes, e.g. survivals mapped to the same floor).
+    order = np.argsort(pts["surv_6m"].to_numpy(), kind="stable")
+    assert (np.diff(pts["recalibrated_6m"].to_numpy()[order]) >= -1e-12).all()
 
 
 def test_cut_points_and_recalibration_come_from_training_predictions_only(cohorts):

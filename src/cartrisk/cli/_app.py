@@ -34,7 +34,17 @@ log = logging.getLogger("cartrisk")
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    level = logging.INFO if verbose else logging.WARNING
+    # MLflow draws a tqdm bar per artefact download; the commands print their own summary instead.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    # Optuna and MLflow log progress at INFO on their own handlers; the progress bars say the same.
+    for name in ("optuna", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(level)
+    if not verbose:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def user_errors(fn: Callable) -> Callable:
