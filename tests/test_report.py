@@ -58,7 +58,7 @@ def test_report_numbers_are_the_run_numbers(run):
     assert shown.keys() == logged.keys()
     for name, value in logged.items():
         assert shown[name] == pytest.approx(value, abs=5e-5)
-    assert "Model comparison" in text and "0.781" in text and "<h1>Model card</h1>" in text
+    assert "Model comparison" in text and "0.781" in text and "<h3>Model card</h3>" in text
     assert text.count("<img ") == 2 and "http" not in text.split("<main>")[1]  # self-contained
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,8 +52,19 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("bundle", "Model card", "Intended use, data, validation and limits of the exported model."),
 )
 
-_HEADLINE = ("outer_uno_c", "outer_harrell_c", "outer_ibs", "inner_value", "rule_d0_30_uno_c", "c_difference_d0_30",
-             "hr_model_groups", "hr_d0_30", "scoring_patients_per_second")
+#: Headline metrics shown as cards, with the words a reader needs.
+_HEADLINE = {
+    "outer_uno_c": "Uno's C of the tuned model (outer folds)",
+    "rule_d0_30_uno_c": "Uno's C of the D0-30 rule (same folds)",
+    "outer_harrell_c": "Harrell's C of the tuned model (outer folds)",
+    "inner_value": "inner (tuning) value: optimistic",
+    "outer_ibs": "integrated Brier score (lower is better)",
+    "c_difference_d0_30": "C gain of D0-30-sized model groups over the rule",
+    "hr_model_groups": "hazard ratio high vs low, model groups",
+    "hr_d0_30": "hazard ratio D0-30 vs later, the rule",
+    "scoring_patients_per_second": "patients scored per second (bundle)",
+}
+_LONG_TABLE_ROWS = 20
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -67,7 +79,8 @@ tr:hover td{background:#f8fafc}figure{margin:12px 0 20px}figure img{max-width:10
 border-radius:6px}figcaption{color:#56606e;font-size:12px}.kpis{display:flex;flex-wrap:wrap;gap:12px}
 .kpi{background:#eef2f7;border-radius:8px;padding:10px 16px;min-width:150px}.kpi b{display:block;font-size:22px;
 color:#1f3a5f}.kpi span{font-size:12px;color:#56606e}.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
-.md table{display:table}.note{color:#56606e;font-size:12px}
+.md table{display:table}.note{color:#56606e;font-size:12px}details{margin:8px 0 14px}
+summary{cursor:pointer;color:#1f3a5f;font-size:13px}.kpi{max-width:210px}
 """
 
 _SCRIPT = """<script>
@@ -96,7 +109,10 @@ def _table(path: Path) -> str:
     frame = pd.read_csv(path)
     if "Unnamed: 0" in frame:
         frame = frame.rename(columns={"Unnamed: 0": ""})
-    return frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3f}", border=0, escape=True)
+    table = frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3f}", border=0, escape=True)
+    if len(frame) > _LONG_TABLE_ROWS:  # long tables fold away so that the figures stay in view
+        return f"<details><summary>{len(frame)} rows: show the table</summary>{table}</details>"
+    return table
 
 
 def _figure(path: Path) -> str:
@@ -107,12 +123,14 @@ def _figure(path: Path) -> str:
 
 
 def _markdown(path: Path, md: MarkdownIt) -> str:
-    return f'<div class="md">{md.render(path.read_text(encoding="utf-8"))}</div>'
+    body = md.render(path.read_text(encoding="utf-8"))
+    body = re.sub(r"<(/?)h([1-4])>", lambda m: f"<{m.group(1)}h{int(m.group(2)) + 2}>", body)  # under the section's h2
+    return f'<div class="md">{body}</div>'
 
 
 def _section(folder: Path, heading: str, lead: str, md: MarkdownIt) -> str:
     parts = [f'<section id="{folder.name}"><h2>{html.escape(heading)}</h2><p class="lead">{html.escape(lead)}</p>']
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.stem != "summary", p.name))
     for path in [p for p in files if p.suffix == ".csv"]:
         parts.append(f"<h3>{html.escape(_title(path.name))}</h3>{_table(path)}")
     figures = [p for p in files if p.suffix == ".png"]
@@ -124,14 +142,20 @@ def _section(folder: Path, heading: str, lead: str, md: MarkdownIt) -> str:
     return "".join(parts)
 
 
+def _card_value(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
 def _headline(run: _Run) -> str:
-    shown = [k for k in _HEADLINE if k in run.metrics] or sorted(run.metrics)[:8]
-    cards = "".join(f'<div class="kpi"><b data-metric="{html.escape(k)}">{run.metrics[k]:.3f}</b>'
-                    f"<span>{html.escape(k.replace('_', ' '))}</span></div>" for k in shown)
+    shown = {k: label for k, label in _HEADLINE.items() if k in run.metrics} or \
+        {k: k.replace("_", " ") for k in sorted(run.metrics)[:8]}
+    cards = "".join(f'<div class="kpi"><b>{_card_value(run.metrics[k])}</b><span>{html.escape(label)}</span></div>'
+                    for k, label in shown.items())
     rows = "".join(f'<tr><td>{html.escape(k)}</td><td data-metric="{html.escape(k)}">{v:.4f}</td></tr>'
                    for k, v in sorted(run.metrics.items()))
     return (f'<section id="summary"><h2>Summary</h2><div class="kpis">{cards}</div>'
-            f"<h3>Every metric of the run</h3><table><tr><th>metric</th><th>value</th></tr>{rows}</table></section>")
+            f"<details><summary>Every metric of the run ({len(run.metrics)})</summary>"
+            f"<table><tr><th>metric</th><th>value</th></tr>{rows}</table></details></section>")
 
 
 def render_report(artifacts: Path, run: _Run, *, title: str = "cartrisk report") -> str:
