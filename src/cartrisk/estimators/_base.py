@@ -229,3 +229,16 @@ class SurvivalEstimator(SurvivalAnalysisMixin, BaseEstimator):
 
     def _grid_times(self) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class _SksurvModel(SurvivalEstimator):
+    """A wrapper whose ``model_`` is a fitted scikit-survival estimator: risk and curves are the model's own."""
+
+    def _predict_risk(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.predict(X)
+
+    def _survival_grid(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.model_.unique_times_, self.model_.predict_survival_function(X, return_array=True)
+
+    def _grid_times(self) -> np.ndarray:
+        return self.model_.unique_times_

@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sksurv.ensemble import GradientBoostingSurvivalAnalysis
 from sksurv.util import Surv
 
-from ._base import SlowFitWarning, SurvivalEstimator
+from ._base import SlowFitWarning, _SksurvModel
 
 __all__ = ["GBSA", "GBSA_WARN_N_SAMPLES"]
 
@@ -37,7 +37,7 @@ def _projected_fit_seconds(n_samples: int, n_estimators: int) -> float:
     return _SECONDS_PER_ITERATION_AT_8000 * (n_samples / 8000.0) ** _GROWTH_EXPONENT * n_estimators
 
 
-class GBSA(SurvivalEstimator):
+class GBSA(_SksurvModel):
     """Gradient boosting of regression trees on the Cox partial likelihood (``loss="coxph"``).
 
     Parameters follow scikit-survival's ``GradientBoostingSurvivalAnalysis``; only the Cox loss is offered,
@@ -142,12 +142,3 @@ class GBSA(SurvivalEstimator):
             random_state=self.random_state,
         )
         self.model_.fit(X, Surv.from_arrays(event, time))
-
-    def _predict_risk(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.predict(X)
-
-    def _survival_grid(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.model_.unique_times_, self.model_.predict_survival_function(X, return_array=True)
-
-    def _grid_times(self) -> np.ndarray:
-        return self.model_.unique_times_

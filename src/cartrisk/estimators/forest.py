@@ -34,7 +34,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sksurv.ensemble import ExtraSurvivalTrees, RandomSurvivalForest
 from sksurv.util import Surv
 
-from ._base import SurvivalEstimator
+from ._base import _SksurvModel
 
 __all__ = ["ExtraTrees", "RSF", "coarsen_survival_times"]
 
@@ -72,7 +72,7 @@ def coarsen_survival_times(
     return grid, coarse
 
 
-class _Forest(SurvivalEstimator):
+class _Forest(_SksurvModel):
     """Shared fit / predict code of the two forests."""
 
     _allow_nan = True
@@ -142,15 +142,6 @@ class _Forest(SurvivalEstimator):
             random_state=self.random_state,
         )
         self.model_.fit(X, Surv.from_arrays(event, coarse))
-
-    def _predict_risk(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.predict(X)
-
-    def _survival_grid(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.model_.unique_times_, self.model_.predict_survival_function(X, return_array=True)
-
-    def _grid_times(self) -> np.ndarray:
-        return self.model_.unique_times_
 
 
 class RSF(_Forest):

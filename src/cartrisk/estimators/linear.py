@@ -13,18 +13,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
-from ._base import SurvivalEstimator, _step_values
+from ._base import _SksurvModel, _step_values
 
 __all__ = ["CoxPH", "Coxnet"]
 
 
-class _LinearCox(SurvivalEstimator):
-    def _predict_risk(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.predict(X)
-
-    def _survival_grid(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.model_.unique_times_, self.model_.predict_survival_function(X, return_array=True)
-
+class _LinearCox(_SksurvModel):
     def _baseline(self):
         """scikit-survival's Breslow estimator behind the model's survival curves."""
         return self.model_._baseline_model
@@ -34,9 +28,6 @@ class _LinearCox(SurvivalEstimator):
         # object per patient over every training time (the cost that dominated scoring).
         s0 = self._baseline().baseline_survival_
         return _step_values(s0.x, s0.y[np.newaxis, :], times) ** np.exp(self._predict_risk(X))[:, np.newaxis]
-
-    def _grid_times(self) -> np.ndarray:
-        return self.model_.unique_times_
 
 
 class CoxPH(_LinearCox):
