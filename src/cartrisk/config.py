@@ -26,6 +26,21 @@ Example (``experiments/evaluate_all.toml``)::
     [evaluation]
     n_splits = 5
     rules = ["d0_30", "pcpi"]
+
+A tuning experiment adds a ``[tuning]`` table and gives each model a search space as data
+(see :class:`SearchParam` and :class:`TuningConfig`; ``experiments/tune_*.toml``)::
+
+    [[models]]
+    estimator = "xgb_cox"
+    [models.search]
+    n_estimators = { low = 50, high = 400, log = true, type = "int" }
+    max_depth = { choices = [2, 3, 4] }
+
+    [tuning]
+    n_trials = 50
+    outer_folds = 3
+    inner_folds = 3
+    objective = "uno_c"
 """
 
 from __future__ import annotations
@@ -41,8 +56,13 @@ from cartrisk.exceptions import ConfigError
 from cartrisk.tracking import DEFAULT_TRACKING_URI
 from cartrisk.units import DEFAULT_HORIZONS_MONTHS
 
-__all__ = ["DataConfig", "EvaluationConfig", "ExperimentConfig", "FeaturesConfig", "ModelConfig", "RolesConfig",
-           "TrackingConfig", "load_experiment", "parse_experiment"]
+__all__ = ["OBJECTIVE_METRICS", "DataConfig", "EvaluationConfig", "ExperimentConfig", "FeaturesConfig", "ModelConfig",
+           "RolesConfig", "SearchParam", "TrackingConfig", "TuningConfig", "load_experiment", "parse_experiment"]
+
+#: Metrics a tuning objective may use, and whether higher values are better.
+OBJECTIVE_METRICS: dict[str, bool] = {"uno_c": True, "harrell_c": True, "ibs": False}
+SAMPLERS = ("tpe", "random", "cmaes")
+PRUNERS = ("median", "none")
 
 
 @dataclass(frozen=True)
@@ -82,12 +102,61 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class SearchParam:
+    """The search range of one hyper-parameter: a numeric range or a list of choices.
+
+    ``{ low = 50, high = 400, log = true, type = "int" }`` is an integer range on a log scale;
+    ``{ low = 0.5, high = 1.0 }`` a float range (``type`` is inferred: int when both ends are integers);
+    ``{ choices = [2, 3, 4] }`` a categorical choice; ``step`` makes a numeric range discrete.
+    """
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = None
+    type: str | None = None
+    choices: tuple[str | int | float | bool, ...] | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"categorical"``, ``"int"`` or ``"float"``."""
+        if self.choices is not None:
+            return "categorical"
+        if self.type is not None:
+            return self.type
+        return "int" if isinstance(self.low, int) and isinstance(self.high, int) else "float"
+
+    def _validate(self, where: str) -> None:
+        if self.choices is not None:
+            if any(v is not None for v in (self.low, self.high, self.step, self.type)) or self.log:
+                raise ConfigError(f"{where}: give either choices or a range (low, high), not both")
+            if not self.choices:
+                raise ConfigError(f"{where}: choices must not be empty")
+            return
+        if self.low is None or self.high is None:
+            raise ConfigError(f"{where}: a search range needs low and high (or choices = [...])")
+        if self.type not in (None, "int", "float"):
+            raise ConfigError(f"{where}.type must be 'int' or 'float', got {self.type!r}")
+        if self.kind == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
+            raise ConfigError(f"{where}: an int range needs integer low and high, got {self.low} and {self.high}")
+        if not self.low < self.high:
+            raise ConfigError(f"{where}: low must be below high, got low = {self.low}, high = {self.high}")
+        if self.log and self.low <= 0:
+            raise ConfigError(f"{where}: a log-scale range needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ConfigError(f"{where}: step and log = true cannot be combined")
+        if self.step is not None and self.step <= 0:
+            raise ConfigError(f"{where}: step must be positive, got {self.step}")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """One model: an estimator name from the registry and its parameters."""
+    """One model: an estimator name from the registry, its fixed parameters and (when tuned) its search space."""
 
     estimator: str
     name: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, SearchParam] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -110,6 +179,82 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class TuningConfig:
+    """How an experiment is tuned (``[tuning]``): nested cross-validation with Optuna.
+
+    Attributes
+    ----------
+    n_trials : int, default 50
+        Finished trials (complete or pruned) per study; a nested run has ``outer_folds + 1`` studies.
+    timeout_seconds : float or None
+        Time budget of the whole run, shared equally between its studies (a study stops asking for
+        new trials when its share is spent; time a study leaves unused goes to the next ones).
+    outer_folds, inner_folds : int, default 3
+        Outer folds give the reported estimate; each outer study tunes on ``inner_folds`` of its training part.
+    objective : str or table, default "uno_c"
+        ``"uno_c"``, ``"harrell_c"`` or ``"ibs"`` (integrated Brier, minimised), or a weighted mix such as
+        ``{ uno_c = 1.0, ibs = 1.0 }``, maximised as the sum of weight * metric, with ``ibs`` counted negative.
+    sampler : {"tpe", "random", "cmaes"}, default "tpe"
+        Seeded from the experiment's seed. CMA-ES needs the optional ``cmaes`` package.
+    startup_trials : int, default 10
+        Random trials before TPE models the search space, and trials before the pruner acts.
+    pruner : {"median", "none"}, default "median"
+        Median pruning on inner-fold values: a trial whose fold value is below the median of earlier
+        trials' values on the same fold stops there.
+    prune_warmup_folds : int, default 1
+        Folds always run before a trial may be pruned.
+    storage : str or None
+        Optuna storage: an RDB URL, or ``journal:PATH`` for a journal file. Default: ``optuna.db`` beside a
+        SQLite tracking store, else ``sqlite:///mlruns/optuna.db``.
+    study_name : str or None
+        Base name of the studies (default: the experiment's name).
+    workers : int, default 1
+        Local worker processes on each study.
+    """
+
+    n_trials: int = 50
+    timeout_seconds: float | None = None
+    outer_folds: int = 3
+    inner_folds: int = 3
+    objective: str | dict[str, float] = "uno_c"
+    sampler: str = "tpe"
+    startup_trials: int = 10
+    pruner: str = "median"
+    prune_warmup_folds: int = 1
+    storage: str | None = None
+    study_name: str | None = None
+    workers: int = 1
+
+    @property
+    def objective_weights(self) -> dict[str, float]:
+        """The objective as ``{metric: weight}`` (a single metric has weight 1)."""
+        return {self.objective: 1.0} if isinstance(self.objective, str) else dict(self.objective)
+
+    def _validate(self, where: str) -> None:
+        weights = self.objective_weights
+        unknown = sorted(set(weights) - set(OBJECTIVE_METRICS))
+        if unknown or not weights:
+            raise ConfigError(f"{where}.objective: unknown metric(s) {', '.join(map(repr, unknown)) or '(none)'}; "
+                              f"known: {', '.join(OBJECTIVE_METRICS)}")
+        if any(w <= 0 for w in weights.values()):
+            raise ConfigError(f"{where}.objective: weights must be positive (ibs counts negative by itself)")
+        for key in ("n_trials", "workers", "startup_trials"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("outer_folds", "inner_folds"):
+            if getattr(self, key) < 2:
+                raise ConfigError(f"{where}.{key} must be at least 2, got {getattr(self, key)}")
+        if self.prune_warmup_folds < 0:
+            raise ConfigError(f"{where}.prune_warmup_folds must be at least 0, got {self.prune_warmup_folds}")
+        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
+            raise ConfigError(f"{where}.timeout_seconds must be positive, got {self.timeout_seconds}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"{where}.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.pruner not in PRUNERS:
+            raise ConfigError(f"{where}.pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str
     seed: int = 0
@@ -119,6 +264,7 @@ class ExperimentConfig:
     models: tuple[ModelConfig, ...] = ()
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    tuning: TuningConfig | None = None
     source_text: str = field(default="", repr=False, compare=False)
 
     @property
@@ -152,7 +298,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
-        return dict(value)
+        inner = typing.get_args(tp)[1]
+        return {k: _convert(v, inner, f"{where}.{k}") for k, v in value.items()}
     if isinstance(tp, type) and hasattr(tp, "__dataclass_fields__"):
         return _build(tp, value, where)
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
@@ -176,7 +323,11 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if missing:
         raise ConfigError(f"{where}: missing key(s) {', '.join(repr(k) for k in missing)}")
     kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in raw.items()}
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    check = getattr(built, "_validate", None)
+    if check is not None:
+        check(where)
+    return built
 
 
 def parse_experiment(text: str, *, source: str = "<string>") -> ExperimentConfig:
@@ -195,8 +346,26 @@ def parse_experiment(text: str, *, source: str = "<string>") -> ExperimentConfig
         raise ConfigError(f"{source}: data.source = 'sksurv' needs a [data.roles] table (time, event, covariates)")
     if cfg.evaluation.n_splits < 2:
         raise ConfigError(f"{source}: evaluation.n_splits must be at least 2, got {cfg.evaluation.n_splits}")
+    _check_tuning(cfg, source)
     object.__setattr__(cfg, "source_text", text)
     return cfg
+
+
+def _check_tuning(cfg: ExperimentConfig, source: str) -> None:
+    searched = [i for i, m in enumerate(cfg.models) if m.search]
+    if cfg.tuning is None:
+        if searched:
+            raise ConfigError(f"{source}.models[{searched[0]}].search: a search space needs a [tuning] table")
+        return
+    if not cfg.models:
+        raise ConfigError(f"{source}: [tuning] needs at least one [[models]] entry")
+    labels = [m.label for m in cfg.models]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(f"{source}: models tuned together need distinct names, got {', '.join(labels)}")
+    for i, model in enumerate(cfg.models):
+        both = sorted(set(model.params) & set(model.search))
+        if both:
+            raise ConfigError(f"{source}.models[{i}]: {', '.join(map(repr, both))} both fixed (params) and searched")
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

@@ -13,6 +13,7 @@ fitted pipeline (skops format).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -24,8 +25,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.utils.time import get_current_time_millis
 
 __all__ = ["DEFAULT_TRACKING_URI", "Tracker", "flatten", "provenance"]
@@ -115,7 +117,12 @@ class Tracker:
         if parent_run_id is not None:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-        run_id = run.info.run_id
+        with self._closing(run.info.run_id) as run_id:
+            yield run_id
+
+    @contextmanager
+    def _closing(self, run_id: str) -> Iterator[str]:
+        """End ``run_id`` FINISHED, FAILED (an exception) or KILLED (an interrupt) when the block ends."""
         try:
             yield run_id
         except KeyboardInterrupt:
@@ -173,4 +180,157 @@ class Tracker:
         return Path(self.client.download_artifacts(run_id, artifact_path, str(dst)))
 
     def get_run(self, run_id: str):
-        return self.client.get_run(run_id)
+        """The MLflow run; a :class:`~cartrisk.exceptions.ConfigError` naming the store if it does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        from cartrisk.exceptions import ConfigError
+
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException as err:
+            raise ConfigError(f"MLflow run {run_id!r} not found in {self.tracking_uri}: {err.message}") from None
+
+    # ---- added for tuning (cartrisk.tuning): reopen runs, find stale ones, log in one batch
+
+    @contextmanager
+    def resume_run(self, run_id: str) -> Iterator[str]:
+        """Reopen an existing run (status RUNNING), yield its id, and close it as :meth:`run` does."""
+        self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        with self._closing(run_id):
+            yield run_id
+
+    def has_run(self, run_id: str | None) -> bool:
+        """True when ``run_id`` is a run of this tracker's experiment."""
+        from mlflow.exceptions import MlflowException
+
+        if not run_id:
+            return False
+        try:
+            return self.client.get_run(run_id).info.experiment_id == self.experiment_id
+        except MlflowException:
+            return False
+
+    def running_runs(self, tags: Mapping[str, str]) -> list[Any]:
+        """Runs of this experiment still marked RUNNING whose tags include ``tags``."""
+        clauses = ["attributes.status = 'RUNNING'"]
+        clauses += [f"tags.`{k}` = '{v}'" for k, v in tags.items()]
+        return list(self.client.search_runs([self.experiment_id], " and ".join(clauses), max_results=10000))
+
+    def set_status(self, run_id: str, status: str) -> None:
+        """End a run with ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``)."""
+        self.client.set_terminated(run_id, status)
+
+    def log_batch(self, run_id: str, *, params: Mapping[str, Any] | None = None,
+                  metrics: Mapping[str, float] | None = None, step_metrics: list[tuple[str, float, int]] | None = None,
+                  tags: Mapping[str, Any] | None = None) -> None:
+        """Parameters, metrics (``step_metrics``: ``(key, value, step)``) and tags in one request (at most 100
+        parameters and 1,000 metrics; non-finite metrics are skipped)."""
+        now = get_current_time_millis()
+        metric_items = [(k, v, 0) for k, v in (metrics or {}).items()] + list(step_metrics or [])
+        items = [Metric(k, float(v), now, step) for k, v, step in metric_items
+                 if v is not None and math.isfinite(float(v))]
+        param_items = [Param(k, (json.dumps(v) if isinstance(v, list | tuple) else str(v))[:_MAX_PARAM])
+                       for k, v in flatten(params or {}).items()]
+        tag_items = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        self.client.log_batch(run_id, metrics=items[:1000], params=param_items[:100], tags=tag_items)
+
+    # ---- added for model bundles (cartrisk.export): find runs, register a bundle as a pyfunc model
+
+    def find_runs(self, tags: Mapping[str, str], *, parent_run_id: str | None = None) -> list[Any]:
+        """Runs of every experiment of this store whose tags include ``tags`` (newest first)."""
+        experiments = [e.experiment_id for e in self.client.search_experiments()]
+        if not experiments:
+            return []
+        items = dict(tags)
+        if parent_run_id is not None:
+            items["mlflow.parentRunId"] = parent_run_id
+        clauses = [f"tags.`{k}` = '{str(v).replace(chr(39), chr(92) + chr(39))}'" for k, v in items.items()]
+        return list(self.client.search_runs(experiments, " and ".join(clauses), max_results=10000,
+                                            order_by=["attributes.start_time DESC"]))
+
+    def has_artifact(self, run_id: str, artifact_path: str) -> bool:
+        """True when the run holds the artefact file ``artifact_path`` (e.g. ``model/pipeline.skops``)."""
+        folder, _, name = artifact_path.rpartition("/")
+        return any(f.path == artifact_path for f in self.client.list_artifacts(run_id, folder or None)) if name \
+            else False
+
+    def register_bundle(self, bundle_dir: str | Path, name: str, *, source_run_id: str | None = None
+                        ) -> tuple[str, str]:
+        """Log a model bundle as an MLflow pyfunc model in a new run and register it as a version of ``name``.
+
+        The pyfunc model is "models from code" (no pickled Python object): a three-line script that builds
+        :func:`bundle_pyfunc_model`, with the bundle folder as its artefact, so that loading it verifies the
+        bundle's checksums and loads it through skops as :func:`cartrisk.export.load_bundle` does. Its
+        ``predict`` returns the scores of :meth:`cartrisk.export.Bundle.score`.
+
+        Returns
+        -------
+        (run_id, version)
+        """
+        pyfunc = _import_pyfunc()
+        bundle_dir = Path(bundle_dir)
+        manifest = json.loads((bundle_dir / "MANIFEST.json").read_text(encoding="utf-8"))
+        tags = {"cartrisk.kind": "export", "cartrisk.bundle": name,
+                "cartrisk.bundle_fingerprint": manifest["manifest_sha256"]}
+        if source_run_id:
+            tags["cartrisk.source_run"] = source_run_id
+        with self.run(f"export:{name}", tags=tags) as run_id, tempfile.TemporaryDirectory() as tmp:
+            code = Path(tmp) / "cartrisk_bundle_model.py"
+            code.write_text(_PYFUNC_CODE, encoding="utf-8")
+            model_dir = Path(tmp) / "pyfunc"
+            pyfunc.save_model(str(model_dir), python_model=str(code), artifacts={"bundle": str(bundle_dir)},
+                              pip_requirements=[f"cartrisk=={metadata.version('cartrisk')}"])
+            self.client.log_artifacts(run_id, str(model_dir), "pyfunc")
+            source = f"{self.client.get_run(run_id).info.artifact_uri}/pyfunc"
+        if not self.client.search_registered_models(filter_string=f"name = '{name}'"):
+            self.client.create_registered_model(name, description="cartrisk OS-2 model bundle (see MODEL_CARD.md)")
+        version = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+        return run_id, str(version.version)
+
+    def load_registered_model(self, name: str, version: str | int):
+        """Load a registered bundle version as an MLflow pyfunc model (``predict(frame)`` -> scores)."""
+        pyfunc = _import_pyfunc()
+        return pyfunc.load_model(self.client.get_model_version_download_uri(name, str(version)))
+
+
+_PYFUNC_CODE = '''"""MLflow model-from-code entry point of a cartrisk model bundle (written by cartrisk.tracking)."""
+import mlflow
+
+from cartrisk.tracking import bundle_pyfunc_model
+
+mlflow.models.set_model(bundle_pyfunc_model())
+'''
+
+
+def _import_pyfunc():
+    import warnings
+
+    with warnings.catch_warnings():
+        # Importing mlflow.pyfunc infers schemas of MLflow's own agent types and warns (UserWarning) that an
+        # `Any` hint is not validated; it concerns MLflow's chat-agent classes, not cartrisk's model.
+        warnings.filterwarnings("ignore", message=".*type hint is inferred as AnyType.*", category=UserWarning)
+        import mlflow.pyfunc
+    return mlflow.pyfunc
+
+
+@functools.cache
+def _bundle_model_class() -> type:
+    pyfunc = _import_pyfunc()
+
+    class BundleModel(pyfunc.PythonModel):
+        """MLflow pyfunc face of a cartrisk bundle: risk score, survival at the horizons, risk group."""
+
+        def load_context(self, context) -> None:
+            from cartrisk.export import load_bundle
+
+            self.bundle = load_bundle(context.artifacts["bundle"])
+
+        def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+            return self.bundle.score(model_input, source="model input")
+
+    return BundleModel
+
+
+def bundle_pyfunc_model():
+    """A new MLflow ``PythonModel`` that scores with a cartrisk bundle (its artefact ``bundle``)."""
+    return _bundle_model_class()()

@@ -7,7 +7,7 @@ editing one long file. Each module registers its commands on the shared typer ``
 
 from __future__ import annotations
 
-from cartrisk.cli import data, evaluate  # noqa: F401  (registers the commands)
+from cartrisk.cli import data, evaluate, explain, export, groups, quickstart, report, tune  # noqa: F401  (registers the commands)
 from cartrisk.cli._app import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,153 @@
+"""Tuning benchmarks: bookkeeping overhead, 1 vs 2 workers, and tuned vs untuned models by nested CV.
+
+Usage::
+
+    python benchmarks/bench_tuning.py overhead [--n 1500] [--trials 20] [--experiment tune_rsf.toml]
+    python benchmarks/bench_tuning.py workers  [--n 1500] [--trials 8]
+    python benchmarks/bench_tuning.py nested   [--n 1500] [--trials 50] [--workers 2]
+
+``overhead``
+    Runs the trial loop of one study (by default xgb_cox, the fastest family, with the search space of
+    experiments/tune_xgb_cox.toml; 3 inner folds on all n patients) with SQLite storage and no MLflow,
+    with SQLite + MLflow (one run per trial), and with the journal file + MLflow. The work of a trial
+    (fit, predict, metrics) is timed inside the objective; everything else in the loop's wall time
+    (sampling, storage writes, pruning checks, MLflow runs) is bookkeeping, printed as a share of the
+    wall time.
+``workers``
+    The whole nested run (3 studies: 2 outer folds + final, 3 inner folds) with 1 and with 2 worker
+    processes on a journal file, reporting wall time and finished trials per minute (2 workers pay
+    the start of two fresh Python processes that load the data themselves).
+``nested``
+    experiments/tune_xgb_cox.toml and experiments/tune_rsf.toml as they are (3 outer x 3 inner folds,
+    50 trials per study), against the same families at their untuned defaults on the same outer folds:
+    outer-fold Uno's C, and the gap between the inner (tuning) and outer (reported) values.
+
+Every run writes to a temporary folder. Figures are printed, never asserted on; on a shared machine
+they vary with load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cartrisk._search import Objective, ObjectiveSpec, SearchSpace, inner_horizon_days
+from cartrisk._studies import StudyJob, open_storage, prepare_studies, run_trials
+from cartrisk.config import load_experiment
+from cartrisk.datasets import load_dataset
+from cartrisk.evaluation import cross_validate_survival
+from cartrisk.tracking import Tracker
+from cartrisk.tuning import TrackedObjective, _FixedSplit, _inner_splits, outer_splits, run_study
+from cartrisk.workflows import build_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def experiment(name: str, n: int, **tuning):
+    cfg = load_experiment(ROOT / "experiments" / name)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=n))
+    return dataclasses.replace(cfg, tuning=dataclasses.replace(cfg.tuning, **tuning)) if tuning else cfg
+
+
+def overhead(args) -> None:
+    cfg = experiment(args.experiment, args.n)
+    data = load_dataset(cfg.data, seed=cfg.seed)
+    spec = ObjectiveSpec.from_weights(cfg.tuning.objective_weights)
+    objective = Objective(SearchSpace(cfg), data.X, data.y, _inner_splits(cfg, data.y, 0), spec,
+                          inner_horizon_days(cfg))
+    rows = []
+    for label, storage_kind, tracked in (("sqlite, no MLflow", "sqlite", False), ("sqlite + MLflow", "sqlite", True),
+                                         ("journal + MLflow", "journal", True)):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/optuna.db" if storage_kind == "sqlite" else f"journal:{tmp}/optuna.log"
+            storage = open_storage(url)
+            prepare_studies(storage, ["bench"], spec.direction, resume=False, fingerprint="bench", where=url)
+            func = objective
+            if tracked:
+                tracker = Tracker(f"sqlite:///{tmp}/mlruns/mlflow.db", "bench")
+                with tracker.run("study") as run_id:
+                    func = TrackedObjective(objective, tracker.tracking_uri, tracker.experiment, "bench", run_id)
+                    func.tracker.experiment_id  # noqa: B018  (the client is opened before timing starts)
+                    started = time.perf_counter()
+                    run_trials(storage, StudyJob("bench", func, args.trials, cfg.seed, pruner="none"))
+                    wall = time.perf_counter() - started
+            else:
+                started = time.perf_counter()
+                run_trials(storage, StudyJob("bench", func, args.trials, cfg.seed, pruner="none"))
+                wall = time.perf_counter() - started
+            import optuna
+
+            trials = optuna.load_study(study_name="bench", storage=storage).get_trials(deepcopy=False)
+            work = sum(t.user_attrs["inner_cv"]["work_seconds"] for t in trials)
+        rows.append({"setting": label, "trials": len(trials), "wall_s": wall, "work_s": work,
+                     "bookkeeping_s_per_trial": (wall - work) / len(trials), "bookkeeping_share": 1 - work / wall})
+    print(f"bookkeeping overhead, {args.experiment}, n = {args.n}, 3 inner folds, {args.trials} trials, pruning off")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def workers(args) -> None:
+    cfg = experiment("tune_xgb_cox.toml", args.n, outer_folds=2, n_trials=args.trials)
+    rows = []
+    for k in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            result = run_study(cfg, storage=f"journal:{tmp}/optuna.log", workers=k)
+            wall = time.perf_counter() - started
+        done = int(result.trials["state"].isin(["COMPLETE", "PRUNED"]).sum())
+        rows.append({"workers": k, "finished_trials": done, "wall_s": wall, "trials_per_min": 60 * done / wall,
+                     "work_s_per_trial": float(result.trials["work_seconds"].mean())})
+    print(f"1 vs 2 workers, xgb_cox, n = {args.n}, 3 studies x {args.trials} trials, 3 inner folds")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
+def nested(args) -> None:
+    rows = []
+    for name in ("tune_xgb_cox.toml", "tune_rsf.toml"):
+        cfg = experiment(name, args.n, n_trials=args.trials)
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            result = run_study(cfg, storage=f"journal:{tmp}/optuna.log", workers=args.workers)
+            wall = time.perf_counter() - started
+        data = result.dataset
+        model = dataclasses.replace(cfg.models[0], search={})
+        default_c = []
+        for train, test in outer_splits(cfg, data.y):
+            res = cross_validate_survival(build_pipeline(cfg, model), data.X, data.y, cv=_FixedSplit(train, test),
+                                          horizons_months=cfg.evaluation.horizons_months)
+            default_c.append(float(res.per_fold.loc[res.per_fold["metric"] == "uno_c", "value"].iloc[0]))
+        folds = result.outer_folds
+        print(f"\n{name}: {wall / 60:.1f} min with {args.workers} worker(s); outer folds:")
+        print(folds.assign(default_outer=default_c).drop(columns=["params"]).to_string(
+            index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"best parameters (final study): {result.best_params}")
+        untuned = float(np.mean(default_c))
+        rows.append({"family": cfg.models[0].label, "untuned outer Uno C": untuned,
+                     "tuned outer Uno C": result.outer_value, "tuned - untuned": result.outer_value - untuned,
+                     "inner best (outer studies)": float(folds["inner_value"].mean()),
+                     "inner - outer gap": result.gap, "inner best (final study)": result.inner_value})
+    print(f"\nnested CV, simulated registry n = {args.n}, 3 outer x 3 inner folds, {args.trials} trials per study "
+          "(Uno's C truncated at 12 months; mean over outer folds)")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("overhead", "workers", "nested"))
+    parser.add_argument("--n", type=int, default=1500)
+    parser.add_argument("--trials", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--experiment", default="tune_xgb_cox.toml", help="overhead: the experiment file's search")
+    args = parser.parse_args()
+    if args.trials is None:
+        args.trials = {"overhead": 20, "workers": 8, "nested": 50}[args.what]
+    {"overhead": overhead, "workers": workers, "nested": nested}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""``cartrisk tune`` (nested-CV tuning with Optuna, tracked in MLflow) and ``cartrisk studies``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from cartrisk.cli._app import app, console, err_console, print_frame, user_errors
+from cartrisk.exceptions import ConfigError
+
+HEADLINE_METRICS = ("uno_c", "harrell_c", "auc", "brier", "ibs", "ici", "calibration_slope")
+
+
+@contextmanager
+def tuning_progress() -> Iterator:
+    """A rich display for ``run_study``'s ``progress(stage, done, total, best)``: one bar per study (trials done,
+    best value so far) and an overall bar with the time remaining."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=False) as bars:
+        tasks: dict[str, int] = {}
+        done_by: dict[str, int] = {}
+        overall = bars.add_task("all studies", total=None, best="")
+
+        def update(stage: str, done: int, total: int, best: float | None = None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total, best="-")
+            bars.update(tasks[stage], completed=done, total=total, best="-" if best is None else f"{best:.4f}")
+            done_by[stage] = done
+            bars.update(overall, completed=sum(done_by.values()), total=total * len(tasks))
+
+        yield update
+
+
+def result_tables(result) -> dict[str, pd.DataFrame]:
+    """The tables ``cartrisk tune`` prints: best parameters, the objective inner vs outer, outer folds, metrics."""
+    params = pd.DataFrame([("family", result.family)] + [(k, v) for k, v in result.best_params.items()],
+                          columns=["parameter", "value"])
+    params["value"] = params["value"].map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
+    folds = result.outer_folds
+    objective = pd.DataFrame([
+        ("inner best, final study (all data)", result.inner_value),
+        ("inner best, mean over outer studies", float(folds["inner_value"].mean())),
+        ("outer folds, mean (reported estimate)", result.outer_value),
+        ("gap: inner - outer, mean over outer folds", result.gap),
+    ], columns=["quantity", result.objective])
+    per_fold = folds.assign(params=folds["params"].map(
+        lambda p: ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items())))
+    per_fold = per_fold[["fold", "family", "inner_value", "outer_value", "gap", "finished_trials", "params"]]
+    s = result.summary()
+    s = s[s["metric"].isin(HEADLINE_METRICS)]
+    metrics = pd.DataFrame({
+        "metric": [m if pd.isna(h) else f"{m}@{h:g}m" for m, h in zip(s["metric"], s["horizon_months"], strict=True)],
+        "outer mean [95% interval]": [f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+                                      for m, lo, hi in zip(s["mean"], s["lower"], s["upper"], strict=True)]})
+    return {"params": params, "objective": objective, "folds": per_fold, "metrics": metrics}
+
+
+@app.command()
+@user_errors
+def tune(
+    experiment: Annotated[Path, typer.Argument(help="Experiment file with a [tuning] table (experiments/tune_*).")],
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Finished trials per study.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Time budget in seconds for all studies.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Local worker processes per study.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage: database URL or journal:PATH.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the studies (finished trials kept).")] = False,
+    n: Annotated[int | None, typer.Option(help="Override the simulated cohort size.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default from the file).")] = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow.")] = False,
+) -> None:
+    """Tune the experiment's models by nested cross-validation; print the best parameters and the outer estimate."""
+    import dataclasses
+
+    import optuna
+
+    from cartrisk._studies import sigterm_as_interrupt
+    from cartrisk.config import load_experiment
+    from cartrisk.tracking import Tracker
+    from cartrisk.tuning import run_study
+
+    cfg = load_experiment(experiment)
+    if cfg.tuning is None:
+        raise ConfigError(f"{experiment}: no tuning table in the file; run it with cartrisk evaluate")
+    if n is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=n))
+    tracker = None
+    if cfg.tracking.enabled and not no_tracking:
+        tracker = Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment or cfg.name)
+    if logging.getLogger("cartrisk").getEffectiveLevel() > logging.INFO:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial only with --verbose
+    with sigterm_as_interrupt(), tuning_progress() as progress:
+        result = run_study(cfg, tracker=tracker, storage=storage, n_trials=trials, timeout=timeout, resume=resume,
+                           progress=progress, workers=workers)
+    tables = result_tables(result)
+    print_frame(tables["params"], title=f"{cfg.name}: best parameters (final study, refitted on all data)")
+    print_frame(tables["objective"], title=f"objective {result.objective} ({result.direction}): inner vs outer",
+                floatfmt="{:.4f}")
+    print_frame(tables["folds"], title=f"outer folds ({result.dataset.name})", floatfmt="{:.4f}")
+    print_frame(tables["metrics"], title="nested-CV estimate of the tuned model (outer folds)")
+    if result.parent_run_id:
+        console.print(f"MLflow run {result.parent_run_id} in {tracker.tracking_uri}")
+
+
+@app.command()
+@user_errors
+def studies(
+    storage: Annotated[str, typer.Option(help="Optuna storage: database URL or journal:PATH.")] = (
+        "sqlite:///mlruns/optuna.db"),
+) -> None:
+    """List the studies in a storage with their best values and trial counts."""
+    from cartrisk._studies import list_studies, open_storage
+
+    where = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage.removeprefix(
+        "journal:")
+    if (storage.startswith("sqlite:///") or storage.startswith("journal:")) and not Path(where).exists():
+        raise ConfigError(f"no study storage at {storage}")
+    rows = list_studies(open_storage(storage))
+    if not rows:
+        console.print(f"no studies in {storage}")
+        return
+    print_frame(pd.DataFrame(rows), title=f"studies in {storage}", floatfmt="{:.4f}")
