@@ -105,11 +105,18 @@ def _title(name: str) -> str:
     return Path(name).stem.replace("_", " ").replace("-", " ").strip().capitalize()
 
 
+def _number(value: float) -> str:
+    """Whole numbers plainly, tiny ones (p-values) in scientific notation, the rest to three decimals."""
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:.1e}" if abs(value) < 1e-3 else f"{value:.3f}"
+
+
 def _table(path: Path) -> str:
     frame = pd.read_csv(path)
     if "Unnamed: 0" in frame:
         frame = frame.rename(columns={"Unnamed: 0": ""})
-    table = frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3f}", border=0, escape=True)
+    table = frame.to_html(index=False, na_rep="", float_format=_number, border=0, escape=True)
     if len(frame) > _LONG_TABLE_ROWS:  # long tables fold away so that the figures stay in view
         return f"<details><summary>{len(frame)} rows: show the table</summary>{table}</details>"
     return table
