@@ -338,3 +338,15 @@ def test_xgboost_families_accept_time_zero(name):
     assert np.all(np.isfinite(est.predict(X_TRAIN)))
     with pytest.raises(ValueError, match="all observed times are 0"):
         _new(name).fit(X_TRAIN, _y(Y_TRAIN["os2_event"], np.zeros(N)))
+
+
+def test_extra_trees_leaf_sizes_follow_the_cohort_size():
+    """'auto' leaves: n // 200 clipped to [3, 15] (deep trees for small cohorts, bounded memory for large ones)."""
+    from cartrisk.estimators.forest import ExtraTrees
+
+    assert ExtraTrees()._leaf_sizes(300) == (6, 3)
+    assert ExtraTrees()._leaf_sizes(1500) == (14, 7)
+    assert ExtraTrees()._leaf_sizes(20_000) == (30, 15)
+    assert ExtraTrees(min_samples_leaf=9)._leaf_sizes(300) == (18, 9)
+    assert ExtraTrees(min_samples_split=40)._leaf_sizes(300) == (40, 3)
+    assert make_estimator("extra_trees").get_params()["min_samples_leaf"] == "auto"

@@ -124,7 +124,12 @@ class _Forest(_SksurvModel):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
+    def _leaf_sizes(self, n_samples: int) -> tuple[int | float, int | float]:
+        """``min_samples_split`` and ``min_samples_leaf`` passed to scikit-survival."""
+        return self.min_samples_split, self.min_samples_leaf
+
     def _fit(self, X: np.ndarray, event: np.ndarray, time: np.ndarray) -> None:
+        min_samples_split, min_samples_leaf = self._leaf_sizes(X.shape[0])
         _, coarse = coarsen_survival_times(event, time, self.max_unique_times)
         max_samples = self.max_samples if self.bootstrap else None
         if isinstance(max_samples, Integral):
@@ -132,8 +137,8 @@ class _Forest(_SksurvModel):
         self.model_ = self._sksurv_class(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
-            min_samples_split=self.min_samples_split,
-            min_samples_leaf=self.min_samples_leaf,
+            min_samples_split=min_samples_split,
+            min_samples_leaf=min_samples_leaf,
             max_features=self.max_features,
             max_leaf_nodes=self.max_leaf_nodes,
             bootstrap=self.bootstrap,
@@ -219,7 +224,11 @@ class ExtraTrees(_Forest):
     ``predict`` is ``model_.predict``: the ensemble cumulative hazard summed over the event times of the grid.
 
     Same parameters as :class:`RSF`, except ``max_samples`` defaults to None (a full-size bootstrap, as in
-    scikit-survival): random splits cost little per sample.
+    scikit-survival): random splits cost little per sample; and the leaf sizes default to ``"auto"``:
+    ``min_samples_leaf`` = n_samples // 200 clipped to [3, 15] and ``min_samples_split`` twice that.
+    Random thresholds need deeper trees than log-rank splits: on GBSG2 and WHAS500 (repeated 5-fold CV,
+    ``benchmarks/bench_public_data.py``) leaves of 3 gave Harrell C 0.678 / 0.743 against 0.660 / 0.733 with
+    15; from 3,000 patients on, 15 keeps the memory of the stored leaf curves within bounds (0.8 GiB at n = 20,000).
 
     Attributes
     ----------
@@ -232,3 +241,35 @@ class ExtraTrees(_Forest):
     """
 
     _sksurv_class = ExtraSurvivalTrees
+
+    _parameter_constraints: dict = {
+        **_Forest._parameter_constraints,
+        "min_samples_split": [*_Forest._parameter_constraints["min_samples_split"], StrOptions({"auto"})],
+        "min_samples_leaf": [*_Forest._parameter_constraints["min_samples_leaf"], StrOptions({"auto"})],
+    }
+
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        *,
+        max_depth: int | None = None,
+        min_samples_split: int | float | str = "auto",
+        min_samples_leaf: int | float | str = "auto",
+        max_features: int | float | str | None = "sqrt",
+        max_leaf_nodes: int | None = None,
+        bootstrap: bool = True,
+        max_samples: int | float | None = None,
+        max_unique_times: int | None = 150,
+        n_jobs: int | None = 1,
+        random_state=None,
+    ) -> None:
+        super().__init__(n_estimators, max_depth=max_depth, min_samples_split=min_samples_split,
+                         min_samples_leaf=min_samples_leaf, max_features=max_features, max_leaf_nodes=max_leaf_nodes,
+                         bootstrap=bootstrap, max_samples=max_samples, max_unique_times=max_unique_times,
+                         n_jobs=n_jobs, random_state=random_state)
+
+    def _leaf_sizes(self, n_samples: int) -> tuple[int | float, int | float]:
+        leaf = int(np.clip(n_samples // 200, 3, 15)) if self.min_samples_leaf == "auto" else self.min_samples_leaf
+        if self.min_samples_split != "auto":
+            return self.min_samples_split, leaf
+        return 2 * leaf if isinstance(leaf, Integral) else 2 * int(np.ceil(leaf * n_samples)), leaf
