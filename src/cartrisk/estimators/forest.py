@@ -81,8 +81,10 @@ class _Forest(_SksurvModel):
     _parameter_constraints: dict = {
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "max_depth": [Interval(Integral, 1, None, closed="left"), None],
-        "min_samples_split": [Interval(Integral, 2, None, closed="left"), Interval(Real, 0.0, 1.0, closed="right")],
-        "min_samples_leaf": [Interval(Integral, 1, None, closed="left"), Interval(Real, 0.0, 1.0, closed="neither")],
+        "min_samples_split": [Interval(Integral, 2, None, closed="left"), Interval(Real, 0.0, 1.0, closed="right"),
+                              StrOptions({"auto"})],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left"), Interval(Real, 0.0, 1.0, closed="neither"),
+                             StrOptions({"auto"})],
         "max_features": [
             Interval(Integral, 1, None, closed="left"),
             Interval(Real, 0.0, 1.0, closed="right"),
@@ -91,7 +93,8 @@ class _Forest(_SksurvModel):
         ],
         "max_leaf_nodes": [Interval(Integral, 2, None, closed="left"), None],
         "bootstrap": ["boolean"],
-        "max_samples": [None, Interval(Integral, 1, None, closed="left"), Interval(Real, 0.0, 1.0, closed="right")],
+        "max_samples": [None, Interval(Integral, 1, None, closed="left"), Interval(Real, 0.0, 1.0, closed="right"),
+                        StrOptions({"auto"})],
         "max_unique_times": [Interval(Integral, 2, None, closed="left"), None],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -102,12 +105,12 @@ class _Forest(_SksurvModel):
         n_estimators: int = 200,
         *,
         max_depth: int | None = None,
-        min_samples_split: int | float = 30,
-        min_samples_leaf: int | float = 15,
+        min_samples_split: int | float | str = "auto",
+        min_samples_leaf: int | float | str = "auto",
         max_features: int | float | str | None = "sqrt",
         max_leaf_nodes: int | None = None,
         bootstrap: bool = True,
-        max_samples: int | float | None = None,
+        max_samples: int | float | str | None = "auto",
         max_unique_times: int | None = 150,
         n_jobs: int | None = 1,
         random_state=None,
@@ -124,14 +127,28 @@ class _Forest(_SksurvModel):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
+    #: What "auto" means, per forest: the bootstrap size per tree, and the leaf size for n training samples.
+    _auto_max_samples: int | None = None
+
+    def _auto_leaf(self, n_samples: int) -> int:  # pragma: no cover - each forest defines it
+        raise NotImplementedError
+
     def _leaf_sizes(self, n_samples: int) -> tuple[int | float, int | float]:
-        """``min_samples_split`` and ``min_samples_leaf`` passed to scikit-survival."""
-        return self.min_samples_split, self.min_samples_leaf
+        """``min_samples_split`` and ``min_samples_leaf`` passed to scikit-survival ("auto" resolved).
+
+        An "auto" split size is twice the leaf size (an explicit one too), so a searched leaf size keeps
+        nodes splittable.
+        """
+        leaf = self._auto_leaf(n_samples) if self.min_samples_leaf == "auto" else self.min_samples_leaf
+        if self.min_samples_split != "auto":
+            return self.min_samples_split, leaf
+        return 2 * (leaf if isinstance(leaf, Integral) else int(np.ceil(leaf * n_samples))), leaf
 
     def _fit(self, X: np.ndarray, event: np.ndarray, time: np.ndarray) -> None:
         min_samples_split, min_samples_leaf = self._leaf_sizes(X.shape[0])
         _, coarse = coarsen_survival_times(event, time, self.max_unique_times)
-        max_samples = self.max_samples if self.bootstrap else None
+        max_samples = self._auto_max_samples if self.max_samples == "auto" else self.max_samples
+        max_samples = max_samples if self.bootstrap else None
         if isinstance(max_samples, Integral):
             max_samples = min(int(max_samples), X.shape[0])
         self.model_ = self._sksurv_class(
@@ -161,14 +178,16 @@ class RSF(_Forest):
     ----------
     n_estimators : int, default 200
     max_depth : int or None, default None
-    min_samples_split : int or float, default 30
-    min_samples_leaf : int or float, default 15
-        A leaf holds at least this many patients, so each leaf's Nelson-Aalen curve rests on some events.
+    min_samples_split : int, float or "auto", default "auto"
+        "auto": twice the leaf size.
+    min_samples_leaf : int, float or "auto", default "auto"
+        "auto": 15. A leaf holds at least this many patients, so each leaf's Nelson-Aalen curve rests on some
+        events.
     max_features : int, float, {"sqrt", "log2"} or None, default "sqrt"
     max_leaf_nodes : int or None, default None
     bootstrap : bool, default True
-    max_samples : int, float or None, default 3000
-        Bootstrap sample size per tree; an int above the training size means the training size.
+    max_samples : int, float, None or "auto", default "auto"
+        Bootstrap sample size per tree ("auto": 3,000); an int above the training size means the training size.
         Ignored when ``bootstrap`` is False.
     max_unique_times : int or None, default 150
         Largest number of time points the trees see (event-time quantiles); None keeps every distinct time.
@@ -188,34 +207,10 @@ class RSF(_Forest):
 
     _sksurv_class = RandomSurvivalForest
 
-    def __init__(
-        self,
-        n_estimators: int = 200,
-        *,
-        max_depth: int | None = None,
-        min_samples_split: int | float = 30,
-        min_samples_leaf: int | float = 15,
-        max_features: int | float | str | None = "sqrt",
-        max_leaf_nodes: int | None = None,
-        bootstrap: bool = True,
-        max_samples: int | float | None = 3000,
-        max_unique_times: int | None = 150,
-        n_jobs: int | None = 1,
-        random_state=None,
-    ) -> None:
-        super().__init__(
-            n_estimators,
-            max_depth=max_depth,
-            min_samples_split=min_samples_split,
-            min_samples_leaf=min_samples_leaf,
-            max_features=max_features,
-            max_leaf_nodes=max_leaf_nodes,
-            bootstrap=bootstrap,
-            max_samples=max_samples,
-            max_unique_times=max_unique_times,
-            n_jobs=n_jobs,
-            random_state=random_state,
-        )
+    _auto_max_samples = 3000
+
+    def _auto_leaf(self, n_samples: int) -> int:
+        return 15
 
 
 class ExtraTrees(_Forest):
@@ -223,9 +218,9 @@ class ExtraTrees(_Forest):
 
     ``predict`` is ``model_.predict``: the ensemble cumulative hazard summed over the event times of the grid.
 
-    Same parameters as :class:`RSF`, except ``max_samples`` defaults to None (a full-size bootstrap, as in
-    scikit-survival): random splits cost little per sample; and the leaf sizes default to ``"auto"``:
-    ``min_samples_leaf`` = n_samples // 200 clipped to [3, 15] and ``min_samples_split`` twice that.
+    Same parameters as :class:`RSF`; "auto" means a full-size bootstrap (``max_samples`` None, as in
+    scikit-survival: random splits cost little per sample) and ``min_samples_leaf`` = n_samples // 200 clipped to
+    [3, 15].
     Random thresholds need deeper trees than log-rank splits: on GBSG2 and WHAS500 (repeated 5-fold CV,
     ``benchmarks/bench_public_data.py``) leaves of 3 gave Harrell C 0.678 / 0.743 against 0.660 / 0.733 with
     15; from 3,000 patients on, 15 keeps the memory of the stored leaf curves within bounds (0.8 GiB at n = 20,000).
@@ -242,34 +237,5 @@ class ExtraTrees(_Forest):
 
     _sksurv_class = ExtraSurvivalTrees
 
-    _parameter_constraints: dict = {
-        **_Forest._parameter_constraints,
-        "min_samples_split": [*_Forest._parameter_constraints["min_samples_split"], StrOptions({"auto"})],
-        "min_samples_leaf": [*_Forest._parameter_constraints["min_samples_leaf"], StrOptions({"auto"})],
-    }
-
-    def __init__(
-        self,
-        n_estimators: int = 200,
-        *,
-        max_depth: int | None = None,
-        min_samples_split: int | float | str = "auto",
-        min_samples_leaf: int | float | str = "auto",
-        max_features: int | float | str | None = "sqrt",
-        max_leaf_nodes: int | None = None,
-        bootstrap: bool = True,
-        max_samples: int | float | None = None,
-        max_unique_times: int | None = 150,
-        n_jobs: int | None = 1,
-        random_state=None,
-    ) -> None:
-        super().__init__(n_estimators, max_depth=max_depth, min_samples_split=min_samples_split,
-                         min_samples_leaf=min_samples_leaf, max_features=max_features, max_leaf_nodes=max_leaf_nodes,
-                         bootstrap=bootstrap, max_samples=max_samples, max_unique_times=max_unique_times,
-                         n_jobs=n_jobs, random_state=random_state)
-
-    def _leaf_sizes(self, n_samples: int) -> tuple[int | float, int | float]:
-        leaf = int(np.clip(n_samples // 200, 3, 15)) if self.min_samples_leaf == "auto" else self.min_samples_leaf
-        if self.min_samples_split != "auto":
-            return self.min_samples_split, leaf
-        return 2 * leaf if isinstance(leaf, Integral) else 2 * int(np.ceil(leaf * n_samples)), leaf
+    def _auto_leaf(self, n_samples: int) -> int:
+        return int(np.clip(n_samples // 200, 3, 15))
