@@ -99,6 +99,33 @@ class _XGBSurvival(SurvivalEstimator):
         "random_state": ["random_state"],
     }
 
+    def __init__(
+        self,
+        n_estimators: int = 300,
+        *,
+        learning_rate: float = 0.05,
+        max_depth: int = 3,
+        min_child_weight: float = 1.0,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        reg_lambda: float = 1.0,
+        reg_alpha: float = 0.0,
+        gamma: float = 0.0,
+        n_jobs: int | None = 1,
+        random_state=None,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.reg_alpha = reg_alpha
+        self.gamma = gamma
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
     def _booster_params(self) -> dict:
         return {
             "objective": self._objective,
@@ -176,33 +203,6 @@ class XGBCox(_XGBSurvival):
 
     _objective = "survival:cox"
 
-    def __init__(
-        self,
-        n_estimators: int = 300,
-        *,
-        learning_rate: float = 0.05,
-        max_depth: int = 3,
-        min_child_weight: float = 1.0,
-        subsample: float = 0.8,
-        colsample_bytree: float = 0.8,
-        reg_lambda: float = 1.0,
-        reg_alpha: float = 0.0,
-        gamma: float = 0.0,
-        n_jobs: int | None = 1,
-        random_state=None,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.min_child_weight = min_child_weight
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
-        self.reg_alpha = reg_alpha
-        self.gamma = gamma
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-
     def _fit(self, X: np.ndarray, event: np.ndarray, time: np.ndarray) -> None:
         positive = _positive_times(time)
         label = np.where(event, positive, -positive)
@@ -277,19 +277,12 @@ class XGBAFT(_XGBSurvival):
         n_jobs: int | None = 1,
         random_state=None,
     ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.min_child_weight = min_child_weight
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
-        self.reg_alpha = reg_alpha
-        self.gamma = gamma
+        super().__init__(n_estimators, learning_rate=learning_rate, max_depth=max_depth,
+                         min_child_weight=min_child_weight, subsample=subsample, colsample_bytree=colsample_bytree,
+                         reg_lambda=reg_lambda, reg_alpha=reg_alpha, gamma=gamma, n_jobs=n_jobs,
+                         random_state=random_state)
         self.aft_loss_distribution = aft_loss_distribution
         self.aft_loss_distribution_scale = aft_loss_distribution_scale
-        self.n_jobs = n_jobs
-        self.random_state = random_state
 
     def _fit(self, X: np.ndarray, event: np.ndarray, time: np.ndarray) -> None:
         positive = _positive_times(time)
