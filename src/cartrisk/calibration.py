@@ -263,6 +263,16 @@ def _cox_observed_event_prob(basis: np.ndarray, y_trunc, horizon: float) -> tupl
     return cox.coef_ / sd, 1.0 - np.exp(-h0 * np.exp(lin))
 
 
+def check_survival_probabilities(values, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """``values`` as a float array of ``shape``, or a ``ValueError`` naming ``name`` (wrong shape; not in [0, 1])."""
+    values = np.asarray(values, dtype=float)
+    if values.shape != shape:
+        raise ValueError(f"{name} has shape {values.shape}, expected {shape}")
+    if not np.all(np.isfinite(values)) or values.min(initial=0.0) < 0 or values.max(initial=1.0) > 1:
+        raise ValueError(f"{name} must hold survival probabilities in [0, 1]; did you pass risk scores?")
+    return values
+
+
 def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_groups: int = 10) -> HorizonCalibration:
     """Calibration of predicted survival probabilities at one horizon.
 
@@ -291,11 +301,7 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
     """
     event, time = check_y_survival(survival_test)
     horizon = float(check_horizons([horizon_days], survival_test, require_events=True)[0])
-    surv_prob = np.asarray(surv_prob, dtype=float)
-    if surv_prob.shape != time.shape:
-        raise ValueError(f"surv_prob has shape {surv_prob.shape}, expected ({time.shape[0]},)")
-    if not np.all(np.isfinite(surv_prob)) or surv_prob.min() < 0 or surv_prob.max() > 1:
-        raise ValueError("surv_prob must hold survival probabilities in [0, 1]")
+    surv_prob = check_survival_probabilities(surv_prob, time.shape, "surv_prob")
     if n_groups < 1:
         raise ValueError(f"n_groups must be at least 1, got {n_groups}")
     event_by_h = event & (time <= horizon)
@@ -412,11 +418,7 @@ def d_calibration(survival_test, surv_at_own_time, n_bins: int = 10) -> DCalibra
     holding ``s`` and ``1 / (n_bins * s)`` to every bin below it.
     """
     event, _ = check_y_survival(survival_test)
-    s = np.asarray(surv_at_own_time, dtype=float)
-    if s.shape != event.shape:
-        raise ValueError(f"surv_at_own_time has shape {s.shape}, expected ({event.shape[0]},)")
-    if not np.all(np.isfinite(s)) or s.min() < 0 or s.max() > 1:
-        raise ValueError("surv_at_own_time must hold survival probabilities in [0, 1]")
+    s = check_survival_probabilities(surv_at_own_time, event.shape, "surv_at_own_time")
     if n_bins < 2:
         raise ValueError(f"n_bins must be at least 2, got {n_bins}")
     width = 1.0 / n_bins

@@ -32,6 +32,7 @@ from sksurv.util import Surv, check_y_survival
 from cartrisk.calibration import (
     calibration_at_horizon,
     check_horizons,
+    check_survival_probabilities,
     d_calibration,
     horizon_problems,
     lookup_survival,
@@ -210,11 +211,7 @@ def _check_surv_prob(estimate, n_samples: int, times: np.ndarray) -> np.ndarray:
     estimate = np.asarray(estimate, dtype=float)
     if estimate.ndim == 1 and times.shape[0] == 1:
         estimate = estimate[:, None]
-    if estimate.shape != (n_samples, times.shape[0]):
-        raise ValueError(f"estimate has shape {estimate.shape}, expected ({n_samples}, {times.shape[0]})")
-    if not np.all(np.isfinite(estimate)) or estimate.min() < 0 or estimate.max() > 1:
-        raise ValueError("estimate must hold survival probabilities in [0, 1]; did you pass risk scores?")
-    return estimate
+    return check_survival_probabilities(estimate, (n_samples, times.shape[0]), "estimate")
 
 
 def brier_at(survival_train, survival_test, estimate, times) -> np.ndarray:

@@ -20,7 +20,7 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
 from cartrisk._groupstats import as_vector, encode_groups, km_at, km_median, survival_arrays
-from cartrisk.calibration import check_horizons
+from cartrisk.calibration import check_horizons, check_survival_probabilities
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import DEFAULT_HORIZONS_MONTHS, days_to_months, months_to_days
 
@@ -212,9 +212,7 @@ class Recalibrator(TransformerMixin, BaseEstimator):
         X = X[:, None] if X.ndim == 1 else X
         if X.ndim != 2 or X.shape[1] != k or (n is not None and X.shape[0] != n):
             raise ValueError(f"X must hold predicted survival at the {k} horizons, got shape {X.shape}")
-        if np.isnan(X).any() or np.any((X < 0) | (X > 1)):
-            raise ValueError("X must hold survival probabilities in [0, 1]")
-        return X
+        return check_survival_probabilities(X, X.shape, "X")
 
     def fit(self, X, y):
         """Fit slope and baseline hazard at each horizon.
