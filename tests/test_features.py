@@ -114,3 +114,10 @@ def test_preprocessing_is_fitted_on_training_folds_only():
 def test_feature_builder_needs_a_frame():
     with pytest.raises(TypeError, match="FeatureBuilder needs a pandas DataFrame"):
         FeatureBuilder().fit(np.zeros((3, 2)))
+
+
+def test_input_columns_expand_derived_features_to_the_data_columns():
+    fb = FeatureBuilder("literature").fit(small_frame())
+    assert {"ldh_infusion", "ldh_uln", "ldh_failure", "days_to_failure", "stage_failure"} <= set(fb.input_columns_)
+    assert not {"ldh_gt_uln_infusion", "failure_d0_30", "log2_crp_infusion"} & set(fb.input_columns_)
+    assert fb.categorical_ == ["best_response"]

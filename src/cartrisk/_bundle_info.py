@@ -66,23 +66,10 @@ def model_description(pipeline) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ schema
-def _sources(name: str) -> list[str]:
-    """Data-dictionary columns a (possibly derived) feature is computed from."""
-    from cartrisk.features import _DERIVED_SOURCES
-    from cartrisk.literature import feature_codings
-
-    if name in _DERIVED_SOURCES:
-        return list(_DERIVED_SOURCES[name])
-    code = next((c for c in feature_codings() if c["name"] == name), None)
-    if code is not None:
-        return _sources(code["column"])
-    return [name]
-
-
 def input_schema(pipeline, X: pd.DataFrame) -> dict[str, Any]:
     """The data-dictionary columns the pipeline reads, with their training ranges, levels and missingness."""
     fb = _feature_builder(pipeline)
-    needed = {s for c in fb.columns_ for s in _sources(c)}
+    needed = set(fb.input_columns_)
     unknown = sorted(c for c in needed if c not in _BY_NAME)
     if unknown:
         raise BundleError(f"the pipeline reads column(s) outside the data dictionary ({', '.join(unknown)}); bundles "

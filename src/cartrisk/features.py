@@ -50,6 +50,14 @@ _REPLACED = {"days_to_failure": ("log2_days_to_failure", "failure_window"),
              "ldh_uln": ()}
 
 
+def _inputs(name: str) -> tuple[str, ...]:
+    """The data columns a feature (raw, derived or literature coding) is computed from; the first names it."""
+    code = next((k for k in feature_codings() if k["name"] == name), None)
+    if code is not None:
+        name = code["column"]
+    return _DERIVED_SOURCES.get(name, (name,))
+
+
 def _named(role: str) -> list[str]:
     cols = ["days_to_failure"] + [c.name for c in columns_by_role(role)]
     out: list[str] = []
@@ -144,6 +152,10 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         Features used (present in the training frame).
     absent_columns_ : list of str
         Features of the set not present in the training frame (skipped).
+    input_columns_ : list of str
+        The data columns the fitted builder reads (derived features expanded to their inputs).
+    categorical_ : list of str
+        Features one-hot encoded (decided on the training frame).
     feature_sources_ : dict
         Output feature name -> the data column(s) it comes from, for explanations.
     """
@@ -180,6 +192,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
             raise ConfigError(f"none of the features of set {self.feature_set!r} is in the data "
                               f"(looked for: {', '.join(wanted)})")
         cats = [c for c in self.columns_ if _is_categorical(c, frame)]
+        self.categorical_ = cats
+        self.input_columns_ = list(dict.fromkeys(c for f in self.columns_ for c in _inputs(f)))
         nums = [c for c in self.columns_ if c not in cats]
         num_steps = [("impute", SimpleImputer(strategy="median", add_indicator=self.add_indicator,
                                               keep_empty_features=True))]
@@ -199,19 +213,15 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
 
     def _select(self, frame: pd.DataFrame) -> pd.DataFrame:
         sel = frame.reindex(columns=self.columns_)
-        for c in self.columns_:
-            if _is_categorical(c, frame) if c in frame else False:
-                sel[c] = sel[c].astype(object).where(sel[c].notna(), np.nan)
+        for c in self.categorical_:  # decided at fit: a column's kind must not change between fit and transform
+            sel[c] = sel[c].astype(object).where(sel[c].notna(), np.nan)
         return sel
 
     def _source(self, name: str, cats: list[str]) -> str:
         base = name.removeprefix("missingindicator_")
         if base not in self.columns_:
             base = next(c for c in sorted(cats, key=len, reverse=True) if name.startswith(c + "_"))
-        code = next((k for k in feature_codings() if k["name"] == base), None)
-        if code is not None:
-            base = code["column"]
-        return _DERIVED_SOURCES.get(base, (base,))[0]
+        return _inputs(base)[0]
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Derive and preprocess with the statistics learned in ``fit``."""

@@ -27,10 +27,7 @@ class SurvivalPipeline(Pipeline):
     """
 
     def _transform_all(self, X):
-        Xt = X
-        for _, _, step in self._iter(with_final=False):
-            Xt = step.transform(Xt)
-        return Xt
+        return self[:-1].transform(X)
 
     def predict_survival_function(self, X, **params):
         """Survival functions from the final estimator (see its documentation)."""
