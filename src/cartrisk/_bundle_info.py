@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from cartrisk._bundle import BundleError
-from cartrisk._groupstats import km_at, km_median
+from cartrisk._groupstats import km_at
 from cartrisk.dictionary import COLUMNS
-from cartrisk.units import days_to_months, months_to_days
+from cartrisk.units import months_to_days
 
-__all__ = ["cohort_summary", "input_schema", "model_description", "performance_section", "risk_group_section"]
+__all__ = ["input_schema", "model_description", "performance_section", "risk_group_section"]
 
 _BY_NAME = {c.name: c for c in COLUMNS}
 _WHEN = {
@@ -96,35 +96,6 @@ def input_schema(pipeline, X: pd.DataFrame) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ cohort
-def _months(days: float) -> float | None:
-    return None if days is None or not np.isfinite(days) else float(days_to_months(days))
-
-
-def cohort_summary(y: np.ndarray, X: pd.DataFrame, horizons_months) -> dict[str, Any]:
-    """n, deaths, Kaplan-Meier OS-2, follow-up (reverse Kaplan-Meier median) and the failure windows."""
-    event_field, time_field = y.dtype.names
-    event, time = np.asarray(y[event_field], dtype=bool), np.asarray(y[time_field], dtype=float)
-    median = km_median(event, time)
-    follow = km_median(~event, time)
-    surv, low, high = km_at(event, time, months_to_days(np.asarray(horizons_months, dtype=float)))
-    out: dict[str, Any] = {
-        "n": int(event.size),
-        "events": int(event.sum()),
-        "median_os2_months": [_months(v) for v in median],
-        "median_followup_months": [_months(v) for v in follow],
-        "max_followup_months": _months(float(time.max())),
-        "os2_at_horizons": [{"horizon_months": float(h), "km": float(s), "lower": float(lo), "upper": float(hi)}
-                            for h, s, lo, hi in zip(horizons_months, surv, low, high, strict=True)],
-    }
-    if "days_to_failure" in X:
-        from cartrisk.features import derive_features
-
-        window = derive_features(X[["days_to_failure"]])["failure_window"]
-        out["failure_window_shares"] = {str(k): float(v) for k, v in
-                                        window.value_counts(normalize=True).sort_index().items()}
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ groups
 def _default_grouper():
     from cartrisk.literature import target

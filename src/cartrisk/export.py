@@ -424,12 +424,12 @@ def export_bundle(
     """
     from cartrisk import modelcard
     from cartrisk._bundle_info import (
-        cohort_summary,
         input_schema,
         model_description,
         performance_section,
         risk_group_section,
     )
+    from cartrisk.simreport import cohort_summary
     from cartrisk.tracking import provenance
 
     if not isinstance(name, str) or not _NAME.match(name):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cartrisk.simreport import cohort_table
+
 __all__ = ["TRIPOD_AI_ITEMS", "render"]
 
 _DISCRIMINATION = (("harrell_c", "Harrell's C"), ("uno_c", "Uno's C (IPCW, truncated at the last horizon)"),
@@ -94,11 +96,6 @@ def _metric(rows: Sequence[Mapping[str, Any]], metric: str, horizon: float | Non
     return "n/a"
 
 
-def _ci_months(triple: Sequence[Any]) -> str:
-    est, low, high = triple
-    return f"{_f(est, '{:.1f}')} months (95% CI {_f(low, '{:.1f}')}-{_f(high, '{:.1f}')})"
-
-
 def _summary(info, perf) -> list[str]:
     t, meta, m = info["training"], info["metadata"], info["model"]
     sim = " **The training data are simulated**: this model demonstrates the software and must not guide care." \
@@ -170,14 +167,7 @@ def _cohort(info) -> list[str]:
     if meta.get("simulated"):
         source += " (simulated, calibrated to published DESCAR-T figures"
         source += "; inferred from SIM- identifiers)" if meta.get("simulated_inferred") else ")"
-    rows = [("source", source), ("patients", f"{t['n']:,}"),
-            ("deaths", f"{t['events']:,} ({100 * t['events'] / max(t['n'], 1):.1f}%; the rest censored)"),
-            ("median OS-2 (Kaplan-Meier)", _ci_months(t["median_os2_months"])),
-            ("median follow-up (reverse Kaplan-Meier)", _ci_months(t["median_followup_months"])),
-            ("longest follow-up", f"{_f(t['max_followup_months'], '{:.1f}')} months")]
-    rows += [(f"OS-2 at {r['horizon_months']:g} months (KM)", f"{_f(r['km'])} ({_f(r['lower'])}-{_f(r['upper'])})")
-             for r in t["os2_at_horizons"]]
-    rows += [(f"failure {k}", f"{100 * v:.1f}%") for k, v in t.get("failure_window_shares", {}).items()]
+    rows = [("source", source), *cohort_table(t).itertuples(index=False, name=None)]
     rows.append(("data SHA-256", f"`{t['data_sha256']}`"))
     return ["## Training cohort", "", *_table(("quantity", "value"), rows)]
 

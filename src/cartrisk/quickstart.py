@@ -30,12 +30,10 @@ from cartrisk.evaluation import CVResult, cross_validate_survival
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.rules import make_rule
 from cartrisk.schema import OUTCOME_COLUMNS, to_xy, validate
-from cartrisk.simreport import simulation_report
+from cartrisk.simreport import cohort_summary, cohort_table, simulation_report
 from cartrisk.simulate import simulate
-from cartrisk.survstats import followup_median, km_median
 from cartrisk.tracking import Tracker
 from cartrisk.tuning import StudyResult, outer_splits, run_study
-from cartrisk.units import days_to_months
 
 __all__ = ["QuickstartResult", "quickstart_experiment", "run_quickstart"]
 
@@ -60,18 +58,6 @@ def quickstart_experiment(*, n: int = 1500, seed: int = 0) -> ExperimentConfig:
     text = resources.files("cartrisk.data").joinpath("quickstart.toml").read_text(encoding="utf-8")
     cfg = parse_experiment(text, source="cartrisk/data/quickstart.toml")
     return dataclasses.replace(cfg, seed=seed, data=dataclasses.replace(cfg.data, n=n, seed=seed))
-
-
-def _cohort_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    event, time_days = frame["os2_event"].to_numpy(bool), frame["os2_days"].to_numpy(float)
-    median, low, high = days_to_months(np.asarray(km_median(event, time_days)))
-    return pd.DataFrame([
-        ("patients", len(frame)), ("deaths", int(event.sum())),
-        ("median OS-2, months (Kaplan-Meier)", round(float(median), 2)),
-        ("95% CI, months", f"{low:.1f}-{high:.1f}"),
-        ("median follow-up, months (reverse Kaplan-Meier)",
-         round(float(days_to_months(followup_median(event, time_days))), 2)),
-    ], columns=["quantity", "value"])
 
 
 def _pick(rows: pd.DataFrame) -> pd.DataFrame:
@@ -131,7 +117,7 @@ def run_quickstart(*, tracker: Tracker, models_dir: str | Path = "models", n: in
             typed = validate(frame, source="simulated registry").raise_if_invalid()
             X, y = to_xy(typed)
             simulation_report(frame).to_csv(art / "cohort" / "simulated_vs_published.csv", index=False)
-            _cohort_summary(typed).to_csv(art / "cohort" / "summary.csv", index=False)
+            cohort_table(cohort_summary(y, X)).to_csv(art / "cohort" / "summary.csv", index=False)
 
         with _stage("tune", seconds, progress):
             study = run_study(cfg, tracker=tracker, n_trials=trials, progress=progress)

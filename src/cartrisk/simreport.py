@@ -7,6 +7,8 @@ values), so the simulated cohort (or a real extract) can be held against the lit
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -15,9 +17,9 @@ from cartrisk.features import derive_features
 from cartrisk.rules import PCPI
 from cartrisk.simulate import _AGE_CUT_YEARS
 from cartrisk.survstats import followup_median, km_at, km_median
-from cartrisk.units import months_to_days
+from cartrisk.units import DEFAULT_HORIZONS_MONTHS, days_to_months, months_to_days
 
-__all__ = ["simulation_report"]
+__all__ = ["cohort_summary", "cohort_table", "simulation_report"]
 
 
 def _km_at(time: np.ndarray, event: np.ndarray, t_days: float) -> float:
@@ -144,3 +146,52 @@ def simulation_report(frame: pd.DataFrame) -> pd.DataFrame:
                      report["tolerance"])
     report["within"] = ((report["simulated"] - report["published"]).abs() <= limit).to_numpy(dtype=bool)
     return report
+
+
+def _months(days: float) -> float | None:
+    return None if days is None or not np.isfinite(days) else float(days_to_months(days))
+
+
+def cohort_summary(y: np.ndarray, X: pd.DataFrame, horizons_months=DEFAULT_HORIZONS_MONTHS) -> dict[str, Any]:
+    """n, deaths, Kaplan-Meier OS-2, follow-up (reverse Kaplan-Meier median) and the failure windows."""
+    event_field, time_field = y.dtype.names
+    event, time = np.asarray(y[event_field], dtype=bool), np.asarray(y[time_field], dtype=float)
+    median = km_median(event, time)
+    follow = km_median(~event, time)  # reverse Kaplan-Meier: censoring is the event (with its CI)
+    surv, low, high = km_at(event, time, months_to_days(np.asarray(horizons_months, dtype=float)))
+    out: dict[str, Any] = {
+        "n": int(event.size),
+        "events": int(event.sum()),
+        "median_os2_months": [_months(v) for v in median],
+        "median_followup_months": [_months(v) for v in follow],
+        "max_followup_months": _months(float(time.max())),
+        "os2_at_horizons": [{"horizon_months": float(h), "km": float(s), "lower": float(lo), "upper": float(hi)}
+                            for h, s, lo, hi in zip(horizons_months, surv, low, high, strict=True)],
+    }
+    if "days_to_failure" in X:
+        window = derive_features(X[["days_to_failure"]])["failure_window"]
+        out["failure_window_shares"] = {str(k): float(v) for k, v in
+                                        window.value_counts(normalize=True).sort_index().items()}
+    return out
+
+def _ci(triple) -> str:
+    est, low, high = (_fmt(v, "{:.1f}") for v in triple)
+    return f"{est} months (95% CI {low}-{high})"
+
+
+def _fmt(value, fmt: str = "{:.3f}") -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def cohort_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """:func:`cohort_summary` as a two-column table (quantity, value) for people."""
+    n, events = summary["n"], summary["events"]
+    rows = [("patients", f"{n:,}"),
+            ("deaths", f"{events:,} ({100 * events / max(n, 1):.1f}%; the rest censored)"),
+            ("median OS-2 (Kaplan-Meier)", _ci(summary["median_os2_months"])),
+            ("median follow-up (reverse Kaplan-Meier)", _ci(summary["median_followup_months"])),
+            ("longest follow-up", f"{_fmt(summary['max_followup_months'], '{:.1f}')} months")]
+    rows += [(f"OS-2 at {r['horizon_months']:g} months (KM)",
+              f"{_fmt(r['km'])} ({_fmt(r['lower'])}-{_fmt(r['upper'])})") for r in summary["os2_at_horizons"]]
+    rows += [(f"failure {k}", f"{100 * v:.1f}%") for k, v in summary.get("failure_window_shares", {}).items()]
+    return pd.DataFrame(rows, columns=["quantity", "value"])

@@ -64,15 +64,10 @@ def validate(path: Annotated[Path, typer.Argument(help="Registry extract (.csv o
 
 
 def cohort_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Patients, deaths, follow-up and the failure-window split of a validated cohort."""
-    from cartrisk.features import derive_features
-    from cartrisk.survstats import km_median
-    from cartrisk.units import days_to_months
+    """Patients, deaths, OS-2, follow-up and the failure-window split of a validated cohort."""
+    from cartrisk.schema import to_xy
+    from cartrisk.simreport import cohort_summary as summarise
+    from cartrisk.simreport import cohort_table
 
-    window = derive_features(frame[["days_to_failure"]])["failure_window"]
-    median, low, high = days_to_months(km_median(frame["os2_event"].to_numpy(bool), frame["os2_days"].to_numpy(float)))
-    rows = [("patients", f"{len(frame):,}"), ("deaths", f"{int(frame['os2_event'].sum()):,}"),
-            ("median OS-2 (Kaplan-Meier), months (95% CI)", f"{median:.1f} ({low:.1f}-{high:.1f})")]
-    for level, share in window.value_counts(normalize=True).sort_index().items():
-        rows.append((f"failure {level}", f"{100 * share:.1f}%"))
-    return pd.DataFrame(rows, columns=["quantity", "value"])
+    X, y = to_xy(frame)
+    return cohort_table(summarise(y, X))
