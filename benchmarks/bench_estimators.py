@@ -12,7 +12,7 @@ Usage::
     python benchmarks/bench_estimators.py                       # n = 1,500 and 20,000, every family
     python benchmarks/bench_estimators.py --n 1500 --families rsf,gbsa
     python benchmarks/bench_estimators.py --n 20000 --configs cartrisk
-    python benchmarks/bench_estimators.py --source simulate     # cartrisk.simulate instead of synthetic data
+    python benchmarks/bench_estimators.py --source simulate     # cartrisk.data.simulate instead of synthetic data
 
 Figures are printed, never asserted on. ``fit_s`` is wall-clock time, ``fit_cpu_s`` the process's CPU time (the
 wall-clock time on an idle core, since every run is single-threaded); on a shared machine the two part with load.
@@ -60,15 +60,15 @@ def synthetic_cohort(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def simulated_cohort(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``cartrisk.simulate.simulate(n, seed)``, one-hot encoded and median-imputed (a stand-in for features)."""
+    """``cartrisk.data.simulate.simulate(n, seed)``, one-hot encoded and median-imputed (a stand-in for features)."""
     try:
-        from cartrisk.simulate import simulate
+        from cartrisk.data.simulate import simulate
     except ImportError as exc:  # written in parallel; the synthetic source does not need it
         raise SystemExit(f"--source simulate needs cartrisk.simulate ({exc}); use --source synthetic") from exc
     import pandas as pd
     from sksurv.util import Surv
 
-    from cartrisk.dictionary import columns_by_role
+    from cartrisk.data.dictionary import columns_by_role
 
     frame = simulate(n, seed)
     frame = getattr(frame, "frame", frame)

@@ -20,11 +20,11 @@ import argparse
 import tempfile
 import time
 
+from cartrisk.data.schema import to_xy, validate
+from cartrisk.data.simulate import simulate
 from cartrisk.estimators import ESTIMATORS
 from cartrisk.explain import concordance, explain, write_figures
-from cartrisk.pipeline import make_pipeline
-from cartrisk.schema import to_xy, validate
-from cartrisk.simulate import simulate
+from cartrisk.modelling.pipeline import make_pipeline
 
 _SEEDED = {"rsf", "extra_trees", "gbsa", "xgb_cox", "xgb_aft"}
 

@@ -30,10 +30,10 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.preprocessing import OneHotEncoder
 
 from cartrisk.config import load_experiment
-from cartrisk.datasets import load_dataset
+from cartrisk.data.datasets import load_dataset
 from cartrisk.evaluation import EventStratifiedKFold, harrell_c, uno_c
+from cartrisk.modelling.pipeline import build_pipeline
 from cartrisk.units import months_to_days
-from cartrisk.workflows import build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 
 Training cohort ``simulate(N_TRAIN, seed=1)``, independent test cohort ``simulate(N_TEST, seed=2)``. The
 model's cut-points and recalibration are learned on 5-fold out-of-fold training predictions; every figure is
-measured on the test patients (:func:`cartrisk.rulecomparison.compare_with_rules`). Printed: per rule, the rule,
+measured on the test patients (:func:`cartrisk.groups.rulecomparison.compare_with_rules`). Printed: per rule, the rule,
 the model's groups sized like the rule's groups and the model's continuous score (Harrell's and Uno's C, AUC at
 6 months, hazard ratio of the top vs the bottom group, log-rank p, C difference against the rule with its paired
 bootstrap 95% CI, NRI at 6 months); group calibration at 6 months before and after recalibration; the
@@ -44,10 +44,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from cartrisk.cli.groups import display_table
-    from cartrisk.pipeline import make_pipeline
-    from cartrisk.rulecomparison import compare_with_rules
-    from cartrisk.schema import to_xy, validate
-    from cartrisk.simulate import simulate
+    from cartrisk.data.schema import to_xy, validate
+    from cartrisk.data.simulate import simulate
+    from cartrisk.groups.rulecomparison import ComparisonSettings, compare_with_rules
+    from cartrisk.modelling.pipeline import make_pipeline
 
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
@@ -58,8 +58,8 @@ def main() -> None:
     t_data = time.perf_counter() - started
     pipe = make_pipeline("infusion+relapse", args.estimator, **PARAMS[args.estimator])
     started = time.perf_counter()
-    res = compare_with_rules(pipe, X_tr, y_tr, X_te, y_te, groups=args.groups, n_boot=args.n_boot,
-                             random_state=args.seed)
+    res = compare_with_rules(pipe, X_tr, y_tr, X_te, y_te,
+                             ComparisonSettings(groups=args.groups, n_boot=args.n_boot, random_state=args.seed))
     t_compare = time.perf_counter() - started
 
     print(f"{args.estimator} {PARAMS[args.estimator]}, features infusion+relapse; train n={len(y_tr):,} "
@@ -78,7 +78,7 @@ def main() -> None:
     for note in res.notes:
         print("note:", note)
     if args.figures:
-        from cartrisk.figures import write_comparison_figures
+        from cartrisk.groups.figures import write_comparison_figures
 
         started = time.perf_counter()
         paths = write_comparison_figures(res, args.figures)

@@ -69,11 +69,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
+    from cartrisk.bundle import export_bundle, load_bundle
+    from cartrisk.data.schema import to_xy, validate
+    from cartrisk.data.simulate import simulate
     from cartrisk.exceptions import StatisticalWarning
-    from cartrisk.export import export_bundle, load_bundle
-    from cartrisk.pipeline import make_pipeline
-    from cartrisk.schema import to_xy, validate
-    from cartrisk.simulate import simulate
+    from cartrisk.modelling.pipeline import make_pipeline
 
     typed = validate(simulate(args.train_n, 0)[0]).raise_if_invalid()
     X, y = to_xy(typed)

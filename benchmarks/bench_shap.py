@@ -23,7 +23,7 @@ import numpy as np
 from sksurv.ensemble import RandomSurvivalForest
 from sksurv.util import Surv
 
-from cartrisk._treeshap import _import_shap, to_shap_tree_model, tree_shap
+from cartrisk.explain._treeshap import _import_shap, to_shap_tree_model, tree_shap
 
 BETA = np.array([0.8, -0.5, 0.3, 0.6, 0.0, 0.2, -0.3, 0.1])
 

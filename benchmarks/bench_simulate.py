@@ -17,7 +17,7 @@ import sys
 
 _CHILD = """
 import json, resource, sys, time
-from cartrisk.simulate import simulate
+from cartrisk.data.simulate import simulate
 simulate(10, 0)  # warm the caches of the literature file
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
@@ -40,8 +40,8 @@ def _accuracy(seed: int) -> None:
     import numpy as np
     from sksurv.metrics import concordance_index_censored
 
-    from cartrisk.literature import rule_constants
-    from cartrisk.simulate import simulate
+    from cartrisk.data.literature import rule_constants
+    from cartrisk.data.simulate import simulate
 
     frame, truth = simulate(5_000, seed)
     rules = rule_constants()

@@ -37,14 +37,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cartrisk._search import Objective, ObjectiveSpec, SearchSpace, inner_horizon_days
-from cartrisk._studies import StudyJob, open_storage, prepare_studies, run_trials
 from cartrisk.config import load_experiment
-from cartrisk.datasets import load_dataset
-from cartrisk.evaluation import cross_validate_survival
+from cartrisk.data.datasets import load_dataset
+from cartrisk.evaluation import FixedSplits, cross_validate_survival
+from cartrisk.modelling.pipeline import build_pipeline
 from cartrisk.tracking import Tracker
-from cartrisk.tuning import TrackedObjective, _FixedSplit, _inner_splits, outer_splits, run_study
-from cartrisk.workflows import build_pipeline
+from cartrisk.tuning import TrackedObjective, outer_splits, run_study
+from cartrisk.tuning.nested import _inner_splits
+from cartrisk.tuning.search import Objective, ObjectiveSpec, SearchSpace, inner_horizon_days
+from cartrisk.tuning.studies import StudyJob, open_storage, prepare_studies, run_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +119,7 @@ def nested(args) -> None:
         model = dataclasses.replace(cfg.models[0], search={})
         default_c = []
         for train, test in outer_splits(cfg, data.y):
-            res = cross_validate_survival(build_pipeline(cfg, model), data.X, data.y, cv=_FixedSplit(train, test),
+            res = cross_validate_survival(build_pipeline(cfg, model), data.X, data.y, cv=FixedSplits([(train, test)]),
                                           horizons_months=cfg.evaluation.horizons_months)
             default_c.append(float(res.per_fold.loc[res.per_fold["metric"] == "uno_c", "value"].iloc[0]))
         folds = result.outer_folds

@@ -4,9 +4,9 @@ An experiment is a small file of settings over sensible defaults. Unknown keys
 are rejected with their name and where they were found, so a typo never falls
 silently back to a default.
 
-Example (``experiments/evaluate_all.toml``)::
+Example (in the style of ``experiments/evaluate_families.toml``)::
 
-    name = "evaluate-all"
+    name = "evaluate-families"
     seed = 0
 
     [data]
@@ -53,11 +53,26 @@ from pathlib import Path
 from typing import Any
 
 from cartrisk.exceptions import ConfigError
-from cartrisk.tracking import DEFAULT_TRACKING_URI
 from cartrisk.units import DEFAULT_HORIZONS_MONTHS
 
-__all__ = ["OBJECTIVE_METRICS", "DataConfig", "EvaluationConfig", "ExperimentConfig", "FeaturesConfig", "ModelConfig",
-           "RolesConfig", "SearchParam", "TrackingConfig", "TuningConfig", "load_experiment", "parse_experiment"]
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "OBJECTIVE_METRICS",
+    "DataConfig",
+    "EvaluationConfig",
+    "ExperimentConfig",
+    "FeaturesConfig",
+    "ModelConfig",
+    "RolesConfig",
+    "SearchParam",
+    "TrackingConfig",
+    "TuningConfig",
+    "load_experiment",
+    "parse_experiment",
+]
+
+#: Where runs are tracked unless an experiment or option says otherwise (MLflow 3 refuses a bare ``./mlruns``).
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 
 #: Metrics a tuning objective may use, and whether higher values are better.
 OBJECTIVE_METRICS: dict[str, bool] = {"uno_c": True, "harrell_c": True, "ibs": False}

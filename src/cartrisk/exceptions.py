@@ -1,16 +1,22 @@
 """Errors and warnings raised by cartrisk.
 
-Both error classes derive from :class:`ValueError`, so callers that only know
-scikit-learn conventions still catch them; the command line turns them into a
-message and exit code 2 without a traceback.
+Every error a user can cause (a bad extract, experiment file, option, bundle or store) is a
+:class:`CartriskError`, with a message that names the file, option or key, the problem and the
+fix. The command line turns every ``CartriskError`` into its message and exit code 2, without a
+traceback. ``CartriskError`` derives from :class:`ValueError`, so callers that only know
+scikit-learn's conventions still catch it.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "SchemaError", "StatisticalWarning"]
+__all__ = ["BundleError", "CartriskError", "ConfigError", "SchemaError", "StatisticalWarning"]
 
 
-class SchemaError(ValueError):
+class CartriskError(ValueError):
+    """Base of every error a user can cause; the CLI prints its message and exits with code 2."""
+
+
+class SchemaError(CartriskError):
     """A cohort frame or file breaks the data dictionary.
 
     Parameters
@@ -30,8 +36,12 @@ class SchemaError(ValueError):
         super().__init__(message)
 
 
-class ConfigError(ValueError):
-    """An experiment file or a command-line option is not valid."""
+class ConfigError(CartriskError):
+    """An experiment file, a command-line option or a setting is not valid."""
+
+
+class BundleError(ConfigError):
+    """A bundle cannot be written or loaded: altered file, untrusted type, incompatible versions."""
 
 
 class StatisticalWarning(UserWarning):

@@ -1,8 +1,8 @@
 """The ``cartrisk`` command: the only place that reads argv, configures logging and prints.
 
-ARCHITECTURE.md names one ``cli.py``; it is a package instead, one module per group of commands,
-so that each command's code sits beside its kind and several people can add commands without
-editing one long file. Each module registers its commands on the shared typer ``app``.
+One module per group of commands, so that each command's code sits beside its kind and several
+people can add commands without editing one long file. Each module registers its commands on the
+shared typer ``app``; the library below never prints, reads argv or sets exit codes.
 """
 
 from __future__ import annotations

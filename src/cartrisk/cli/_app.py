@@ -1,8 +1,9 @@
-"""The typer app and what every command shares: error handling, atomic writes, tables, progress bars.
+"""The typer app and what every command shares: error handling, table output, progress bars.
 
-User errors (a bad extract, a bad experiment file) print a message and exit
-with code 2, never a traceback. Files are written atomically (a temporary
-file renamed into place), so a failed command leaves nothing half-written.
+User errors (every :class:`~cartrisk.exceptions.CartriskError`: a bad extract, experiment file, option or
+bundle) print a message and exit with code 2, never a traceback. Files are written atomically
+(:func:`cartrisk.plotting.atomic_path`: a temporary file renamed into place), so a failed command leaves
+nothing half-written.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cartrisk.exceptions import ConfigError, SchemaError
+from cartrisk.exceptions import CartriskError, ConfigError
+from cartrisk.plotting import atomic_path
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cartrisk: survival after lymphoma fails CAR T-cells (OS-2), against the D0-30 rule.")
@@ -49,31 +50,17 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pro
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Turn cartrisk's user errors into a message on stderr and exit code 2."""
+    """Turn every :class:`~cartrisk.exceptions.CartriskError` into its message on stderr and exit code 2."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (SchemaError, ConfigError) as err:
+        except CartriskError as err:
             err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -105,7 +92,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
                   console=err_console, transient=False) as bars:
         tasks: dict[str, int] = {}
 
-        def update(stage: str, done: int, total: int) -> None:
+        def update(stage: str, done: int, total: int, best: float | None = None) -> None:
             if stage not in tasks:
                 tasks[stage] = bars.add_task(stage, total=total)
             bars.update(tasks[stage], completed=done, total=total)

@@ -14,7 +14,7 @@ from cartrisk.cli._app import app, console, err_console, print_frame, user_error
 @app.command()
 def columns() -> None:
     """Print the data dictionary (every column cartrisk reads, its role, type and allowed values)."""
-    from cartrisk.dictionary import data_dictionary_frame
+    from cartrisk.data.dictionary import data_dictionary_frame
 
     print_frame(data_dictionary_frame().drop(columns=["meaning"]), title="cartrisk data dictionary")
 
@@ -29,8 +29,8 @@ def simulate(
     report: Annotated[bool, typer.Option("--report", help="Print simulated vs published figures.")] = False,
 ) -> None:
     """Simulate a registry of failures after CAR T-cells, calibrated to the published figures."""
-    from cartrisk.simreport import simulation_report
-    from cartrisk.simulate import simulate as run_simulation
+    from cartrisk.data.simreport import simulation_report
+    from cartrisk.data.simulate import simulate as run_simulation
 
     frame, true = run_simulation(n, seed)
     if out is not None:
@@ -47,8 +47,8 @@ def simulate(
 @user_errors
 def validate(path: Annotated[Path, typer.Argument(help="Registry extract (.csv or .parquet).")]) -> None:
     """Check an extract against the data dictionary; list every problem (exit 0 valid, 2 invalid)."""
-    from cartrisk.schema import read_extract
-    from cartrisk.schema import validate as run_validation
+    from cartrisk.data.schema import read_extract
+    from cartrisk.data.schema import validate as run_validation
 
     result = run_validation(read_extract(path), source=str(path))
     for notice in result.notices:
@@ -58,16 +58,14 @@ def validate(path: Annotated[Path, typer.Argument(help="Registry extract (.csv o
         for problem in result.problems:
             err_console.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2)
-    frame = result.frame
-    assert frame is not None
-    print_frame(cohort_summary(frame), title=f"{path}: valid")
+    print_frame(cohort_summary(result.raise_if_invalid()), title=f"{path}: valid")
 
 
 def cohort_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Patients, deaths, OS-2, follow-up and the failure-window split of a validated cohort."""
-    from cartrisk.schema import to_xy
-    from cartrisk.simreport import cohort_summary as summarise
-    from cartrisk.simreport import cohort_table
+    from cartrisk.data.schema import to_xy
+    from cartrisk.data.simreport import cohort_summary as summarise
+    from cartrisk.data.simreport import cohort_table
 
     X, y = to_xy(frame)
     return cohort_table(summarise(y, X))

@@ -9,8 +9,9 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from cartrisk.cli._app import app, atomic_path, console, print_frame, user_errors, write_table
+from cartrisk.cli._app import app, console, print_frame, user_errors, write_table
 from cartrisk.exceptions import ConfigError
+from cartrisk.plotting import atomic_path
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _NOT_COVARIATES = ("os2_days", "os2_event", "pfs2_days", "pfs2_event", "infusion_date", "failure_date",
@@ -35,7 +36,7 @@ def _selected(patients: str | None, frame: pd.DataFrame) -> list[str] | None:
 
 def run_explain(pipeline, frame: pd.DataFrame, out: Path, *, horizon_months: float | None = None,
                 patients: list[str] | None = None, n_background: int = 100, max_horizon_patients: int = 200,
-                seed: int = 0, tracker=None, run_id: str | None = None) -> tuple[list[Path], pd.DataFrame]:
+                seed: int = 0) -> tuple[list[Path], pd.DataFrame]:
     """Explain ``pipeline`` on the validated cohort ``frame`` and write every output into ``out``.
 
     Risk scores are explained for every patient (the concordance needs the cohort); survival at
@@ -75,9 +76,6 @@ def run_explain(pipeline, frame: pd.DataFrame, out: Path, *, horizon_months: flo
             written.append(out / name)
         written += write_figures(survival.by_column(), out / "figures", patients=patients, prefix=f"{tag}_",
                                  random_state=seed)
-    if tracker is not None:
-        for path in written:
-            tracker.log_file(run_id, path, "explain" if path.parent == out else "explain/figures")
     return written, table
 
 
@@ -100,8 +98,8 @@ def explain(
                                              "run (MODEL must be a run id).")] = False,
 ) -> None:
     """Explain a model's predictions with SHAP, compare them with the published risk factors, draw figures."""
-    from cartrisk.export import load_model
-    from cartrisk.schema import load_cohort
+    from cartrisk.data.schema import load_cohort
+    from cartrisk.tracking import load_model
 
     if horizon is not None and horizon <= 0:
         raise ConfigError(f"--horizon must be > 0 months; got {horizon:g}")
@@ -109,15 +107,18 @@ def explain(
     if log_to_run:
         if not _RUN_ID.match(model):
             raise ConfigError(f"--log-to-run needs an MLflow run id as --model; got {model}")
-        from cartrisk.tracking import DEFAULT_TRACKING_URI, Tracker
+        from cartrisk.config import DEFAULT_TRACKING_URI
+        from cartrisk.tracking import Tracker
 
         tracker = Tracker(tracking_uri or DEFAULT_TRACKING_URI)
     frame = load_cohort(data, require_outcome=False)
     selected = _selected(patients, frame)
     pipeline = load_model(model, tracking_uri=tracking_uri)
     written, table = run_explain(pipeline, frame, out, horizon_months=horizon, patients=selected,
-                          n_background=n_background, max_horizon_patients=max_horizon_patients, seed=seed,
-                          tracker=tracker, run_id=model if tracker is not None else None)
+                                 n_background=n_background, max_horizon_patients=max_horizon_patients, seed=seed)
+    if tracker is not None:
+        for path in written:
+            tracker.log_file(model, path, "explain" if path.parent == out else "explain/figures")
     shown = table[table["status"] != "not in literature"].drop_duplicates(["factor", "column"])
     shown = shown[["factor", "column", "published_direction", "model_direction", "rank", "status"]].astype(object)
     print_frame(shown.where(shown.notna(), ""),

@@ -31,8 +31,8 @@ def export_command(
                                                               "(pyfunc model).")] = False,
 ) -> None:
     """Export a model from MLflow as a bundle: skops pipeline, schema, metrics, checksums and MODEL_CARD.md."""
-    from cartrisk._runs import export_from_tracking
-    from cartrisk.export import load_bundle, summary_line
+    from cartrisk.bundle import load_bundle, summary_line
+    from cartrisk.tracking.runs import export_from_tracking
 
     path = export_from_tracking(name=name, models_dir=models_dir, run_id=run, study=study, trial=trial,
                                 tracking_uri=tracking_uri, data=data, overwrite=overwrite, register=register)
@@ -57,9 +57,9 @@ def score(
                                                                       "(reported) instead of stopping.")] = False,
 ) -> None:
     """Score new patients with a verified bundle: risk score, survival at 3/6/12 months, risk group."""
+    from cartrisk.bundle import load_bundle, summary_line
+    from cartrisk.data.schema import read_extract
     from cartrisk.exceptions import SchemaError, StatisticalWarning
-    from cartrisk.export import load_bundle, summary_line
-    from cartrisk.schema import read_extract
 
     bundle = load_bundle(bundle_dir)
     err_console.print(f"bundle {summary_line(bundle)}", highlight=False)

@@ -45,7 +45,7 @@ def display_table(summary: pd.DataFrame, horizon_months: float) -> pd.DataFrame:
 
 def write_comparison(comparison, out: Path) -> list[Path]:
     """Write every result table as ``<name>.csv`` (``comparison.csv`` is the summary) and the figures, atomically."""
-    from cartrisk.figures import write_comparison_figures
+    from cartrisk.groups.figures import write_comparison_figures
 
     written = []
     for name, table in comparison.tables().items():
@@ -57,8 +57,9 @@ def write_comparison(comparison, out: Path) -> list[Path]:
 
 def _load(model: str, tracking_uri: str | None):
     """The fitted pipeline and, for a bundle that stores them, its risk-group cut-points (or None)."""
-    from cartrisk.export import load_bundle, load_model
-    from cartrisk.riskgroups import RiskGrouper
+    from cartrisk.bundle import load_bundle
+    from cartrisk.groups import RiskGrouper
+    from cartrisk.tracking import load_model
 
     if Path(model).is_dir():
         bundle = load_bundle(model)
@@ -72,7 +73,7 @@ def _load(model: str, tracking_uri: str | None):
 
 
 def _cohort(path: Path):
-    from cartrisk.schema import load_cohort, to_xy
+    from cartrisk.data.schema import load_cohort, to_xy
 
     return to_xy(load_cohort(path))
 
@@ -96,8 +97,8 @@ def compare_rules(
     track: Annotated[bool, typer.Option("--track", help="Log the tables and figures to an MLflow run.")] = False,
 ) -> None:
     """Compare the model's risk groups with the reference rules on one cohort; print the table, write CSV + figures."""
-    from cartrisk.calibration import horizon_problems
-    from cartrisk.rulecomparison import compare_with_rules, parse_groups
+    from cartrisk.evaluation.calibration import horizon_problems
+    from cartrisk.groups.rulecomparison import ComparisonSettings, compare_with_rules, parse_groups
     from cartrisk.units import DEFAULT_HORIZONS_MONTHS, months_to_days
 
     spec = parse_groups(groups or "rule-sized")
@@ -115,10 +116,10 @@ def compare_rules(
     if problems:
         raise ConfigError(f"{data}: {problems[0]}")
     with progress_bars() as progress:
-        result = compare_with_rules(
-            pipeline, X_train, y_train, X_test, y_test, groups=spec, rules=[r.strip() for r in rules.split(",")],
-            groupers={"model[bundle]": stored} if use_stored else None, recalibrate=train is not None,
-            n_boot=n_boot, random_state=seed, progress=progress)
+        settings = ComparisonSettings(groups=spec, rules=[r.strip() for r in rules.split(",")],
+                                      recalibrate=train is not None, n_boot=n_boot, random_state=seed)
+        result = compare_with_rules(pipeline, X_train, y_train, X_test, y_test, settings,
+                                    groupers={"model[bundle]": stored} if use_stored else None, progress=progress)
     title = (f"{model} against the rules on {data} (n={len(y_test):,}; groups: "
              f"{'bundle cut-points' if use_stored else spec}; training predictions: "
              f"{result.settings['training_predictions']})")
@@ -133,7 +134,8 @@ def compare_rules(
 
 
 def _track(result, written: list[Path], model: str, data: Path, tracking_uri: str | None) -> None:
-    from cartrisk.tracking import DEFAULT_TRACKING_URI, Tracker
+    from cartrisk.config import DEFAULT_TRACKING_URI
+    from cartrisk.tracking import Tracker
 
     tracker = Tracker(tracking_uri or DEFAULT_TRACKING_URI)
     with tracker.run("compare-rules", tags={"cartrisk.kind": "rule-comparison"}) as run_id:

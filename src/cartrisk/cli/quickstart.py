@@ -8,8 +8,9 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from cartrisk.cli._app import app, atomic_path, console, print_frame, progress_bars, user_errors, write_table
-from cartrisk.tracking import DEFAULT_TRACKING_URI
+from cartrisk.cli._app import app, console, print_frame, progress_bars, user_errors, write_table
+from cartrisk.config import DEFAULT_TRACKING_URI
+from cartrisk.plotting import atomic_path
 
 
 @app.command()
@@ -24,9 +25,9 @@ def quickstart(
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING_URI,
 ) -> None:
     """Simulate, validate, tune, explain, compare with the D0-30 rule, export, score and report: the whole job."""
-    from cartrisk.quickstart import run_quickstart
-    from cartrisk.report import build_report
     from cartrisk.tracking import Tracker
+    from cartrisk.workflows.quickstart import run_quickstart
+    from cartrisk.workflows.report import build_report
 
     tracker = Tracker(tracking_uri, "cartrisk-quickstart")
     with progress_bars() as progress:

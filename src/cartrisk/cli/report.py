@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from cartrisk.cli._app import app, atomic_path, console, user_errors
-from cartrisk.tracking import DEFAULT_TRACKING_URI
+from cartrisk.cli._app import app, console, user_errors
+from cartrisk.config import DEFAULT_TRACKING_URI
+from cartrisk.plotting import atomic_path
 
 
 @app.command()
@@ -19,8 +20,8 @@ def report(
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING_URI,
 ) -> None:
     """Render one MLflow run as a single HTML file (figures embedded; opens without a server)."""
-    from cartrisk.report import build_report
     from cartrisk.tracking import Tracker
+    from cartrisk.workflows.report import build_report
 
     text = build_report(run, tracker=Tracker(tracking_uri))
     path = out / "report.html"

@@ -89,10 +89,10 @@ def tune(
 
     import optuna
 
-    from cartrisk._studies import sigterm_as_interrupt
     from cartrisk.config import load_experiment
     from cartrisk.tracking import Tracker
     from cartrisk.tuning import run_study
+    from cartrisk.tuning.studies import sigterm_as_interrupt
 
     cfg = load_experiment(experiment)
     if cfg.tuning is None:
@@ -124,7 +124,7 @@ def studies(
         "sqlite:///mlruns/optuna.db"),
 ) -> None:
     """List the studies in a storage with their best values and trial counts."""
-    from cartrisk._studies import list_studies, open_storage
+    from cartrisk.tuning.studies import list_studies, open_storage
 
     where = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage.removeprefix(
         "journal:")

@@ -1,0 +1,25 @@
+"""Model bundles: export a fitted pipeline with its evidence as a verified folder, load it, score new patients.
+
+Names are handed on from the modules on first use (:func:`cartrisk.lazy_exports`).
+"""
+
+from __future__ import annotations
+
+from cartrisk import lazy_exports
+
+_EXPORTS = {
+    "BUNDLE_FORMAT": "scoring",
+    "Bundle": "scoring",
+    "Evidence": "export",
+    "ScoreReport": "scoring",
+    "TRIPOD_AI_ITEMS": "modelcard",
+    "TRUSTED_TYPES": "serialise",
+    "dump_pipeline": "serialise",
+    "export_bundle": "export",
+    "load_bundle": "scoring",
+    "load_pipeline": "serialise",
+    "provenance": "provenance",
+    "summary_line": "scoring",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,448 @@
+"""Calibration of predicted survival: at a horizon (ICI, E50, E90, slope) and over time (D-calibration).
+
+Every function takes the test target as a scikit-survival structured array and
+predicted *survival probabilities* (not risk scores). Times are in days; the
+horizon guard :func:`check_horizons`, shared with :mod:`cartrisk.evaluation`,
+states problems in months and days.
+
+References
+----------
+Austin PC, Harrell FE, van Klaveren D. Graphical calibration curves and the
+integrated calibration index (ICI) for survival models. Stat Med 2020;39:2714-42.
+Haider H, Hoehn B, Davis S, Greiner R. Effective ways to build and evaluate
+individual survival distributions. JMLR 2020;21(85):1-63.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sksurv.linear_model import CoxPHSurvivalAnalysis
+from sksurv.util import Surv, check_y_survival
+
+from cartrisk.data.survstats import km_at
+from cartrisk.exceptions import StatisticalWarning
+from cartrisk.units import days_to_months
+
+__all__ = [
+    "DCalibration",
+    "HorizonCalibration",
+    "calibration_at_horizon",
+    "check_horizons",
+    "d_calibration",
+    "horizon_problems",
+    "lookup_survival",
+    "survival_at_own_time",
+]
+
+#: Knot percentiles of a restricted cubic spline with 3 knots (Harrell, Regression Modeling Strategies).
+_RCS_KNOT_PERCENTILES = (10.0, 50.0, 90.0)
+#: Predicted probabilities are clipped away from 0 and 1 before the log(-log) transform.
+_EPS = 1e-10
+
+
+def _describe_horizon(horizon_days: float) -> str:
+    return f"horizon {days_to_months(horizon_days):g} months ({horizon_days:.0f} days)"
+
+
+def horizon_problems(
+    times_days, survival_test, survival_train=None, *, require_events: bool = False
+) -> list[str | None]:
+    """Say, for each time, why an IPCW metric or a calibration cannot be computed there.
+
+    A time must lie within the follow-up of the test set (at or after its first
+    observed time, strictly before its last) and, when a training set is given,
+    strictly before its last observed time (the censoring distribution that
+    weights the IPCW metrics is unknown beyond it). sksurv raises, or returns NaN
+    with a warning, outside these ranges.
+
+    Parameters
+    ----------
+    times_days : array-like of float
+        Times (horizons) in days.
+    survival_test, survival_train : structured array
+        Targets of the evaluation set and, optionally, of the set the model was fitted on.
+    require_events : bool, default False
+        Also flag times by which the test set has no event (the time-dependent
+        AUC and the calibration at that horizon are undefined).
+
+    Returns
+    -------
+    list of str or None
+        One entry per time: ``None`` when usable, otherwise the message.
+    """
+    test_event, test_time = check_y_survival(survival_test)
+    test_min, test_max = float(test_time.min()), float(test_time.max())
+    train_max = np.inf
+    if survival_train is not None:
+        train_max = float(check_y_survival(survival_train)[1].max())
+    problems: list[str | None] = []
+    for t in np.atleast_1d(np.asarray(times_days, dtype=float)):
+        if not np.isfinite(t):
+            problems.append(f"horizon {t} days is not a finite time")
+        elif t >= test_max or t >= train_max:
+            where = f"max observed {test_max:.0f} days in the test set"
+            if survival_train is not None:
+                where += f", {train_max:.0f} days in the training set"
+            problems.append(
+                f"{_describe_horizon(t)} is beyond the follow-up of this fold ({where}); "
+                "shorten the horizon or use fewer folds so that each holds longer follow-up"
+            )
+        elif t < test_min:
+            problems.append(
+                f"{_describe_horizon(t)} is before the first observed time of this fold "
+                f"(min observed {test_min:.0f} days); use a later horizon"
+            )
+        elif require_events and not (test_event & (test_time <= t)).any():
+            problems.append(f"no events by {_describe_horizon(t)} in the test set; use a later horizon")
+        else:
+            problems.append(None)
+    return problems
+
+
+def check_horizons(times_days, survival_test, survival_train=None, *, require_events: bool = False) -> np.ndarray:
+    """Raise ``ValueError`` unless every time is usable (see :func:`horizon_problems`).
+
+    Parameters
+    ----------
+    times_days : array-like of float
+    survival_test, survival_train : structured array
+    require_events : bool, default False
+        As in :func:`horizon_problems`.
+
+    Returns
+    -------
+    ndarray of float
+        The times, as a 1-D float array.
+
+    Raises
+    ------
+    ValueError
+        With the first problem's message, naming the horizon in months and days
+        and the follow-up available.
+    """
+    problems = horizon_problems(times_days, survival_test, survival_train, require_events=require_events)
+    problems = [p for p in problems if p is not None]
+    if problems:
+        raise ValueError(problems[0])
+    return np.atleast_1d(np.asarray(times_days, dtype=float))
+
+
+def lookup_survival(surv_grid: np.ndarray, grid_days, own_days) -> np.ndarray:
+    """Read each patient's survival curve, given on a time grid, at the patient's own time.
+
+    The curve is a right-continuous step function: the value at ``t`` is the one at
+    the largest grid time ``<= t``, and 1 before the first grid time.
+
+    Parameters
+    ----------
+    surv_grid : ndarray, shape (n_samples, n_times)
+        Survival probabilities on ``grid_days`` (non-decreasing grid).
+    grid_days : array-like, shape (n_times,)
+    own_days : array-like, shape (n_samples,)
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+    """
+    surv_grid = np.asarray(surv_grid, dtype=float)
+    grid = np.asarray(grid_days, dtype=float)
+    own = np.asarray(own_days, dtype=float)
+    if surv_grid.shape != (own.shape[0], grid.shape[0]):
+        raise ValueError(f"surv_grid has shape {surv_grid.shape}, expected ({own.shape[0]}, {grid.shape[0]})")
+    idx = np.searchsorted(grid, own, side="right") - 1
+    padded = np.hstack([np.ones((own.shape[0], 1)), surv_grid])
+    return padded[np.arange(own.shape[0]), idx + 1]
+
+
+def survival_at_own_time(estimator, X, time_days, grid_days=None) -> np.ndarray:
+    """``S_i(t_i)``: each patient's predicted survival at his or her own observed time.
+
+    Parameters
+    ----------
+    estimator : fitted estimator with ``predict_survival_at(X, times_days)``
+    X : array-like or DataFrame, shape (n_samples, n_features)
+    time_days : array-like, shape (n_samples,)
+        Observed (event or censoring) times.
+    grid_days : array-like, optional
+        Grid passed to ``predict_survival_at``; by default the distinct observed
+        times, which makes the step-function lookup exact.
+    """
+    time_days = np.asarray(time_days, dtype=float)
+    grid = np.unique(time_days) if grid_days is None else np.unique(np.asarray(grid_days, dtype=float))
+    return lookup_survival(estimator.predict_survival_at(X, grid), grid, time_days)
+
+
+@dataclass(frozen=True)
+class HorizonCalibration:
+    """Calibration of predicted survival at one horizon.
+
+    Attributes
+    ----------
+    horizon_days, horizon_months : float
+    n, n_events : int
+        Patients, and events observed by the horizon.
+    table : DataFrame
+        One row per group of predicted risk: ``group``, ``n``, ``n_events`` (by the
+        horizon), ``mean_predicted`` survival, ``observed`` Kaplan-Meier survival
+        with ``observed_lower``/``observed_upper`` (95% log-log interval; NaN
+        where the group's follow-up ends before the horizon).
+    ici, e50, e90 : float
+        Mean, median and 90th percentile of ``|predicted - smoothed observed|``
+        event probability (Austin et al. 2020).
+    slope : float
+        Calibration slope: Cox coefficient of ``log(-log S_pred)``; 1 is ideal,
+        below 1 means predictions too extreme. NaN when all predictions are equal.
+    calibration_in_the_large : float
+        Observed Kaplan-Meier survival minus mean predicted survival (positive:
+        the model underestimates survival).
+    observed, mean_predicted : float
+        The two terms of the calibration-in-the-large.
+    curve : DataFrame
+        ``predicted`` and smoothed ``observed`` event probability, sorted, for plotting.
+    """
+
+    horizon_days: float
+    horizon_months: float
+    n: int
+    n_events: int
+    table: pd.DataFrame
+    ici: float
+    e50: float
+    e90: float
+    slope: float
+    calibration_in_the_large: float
+    observed: float
+    mean_predicted: float
+    curve: pd.DataFrame
+
+    def as_dict(self) -> dict[str, float]:
+        """The scalar summaries, keyed by metric name."""
+        return {
+            "ici": self.ici,
+            "e50": self.e50,
+            "e90": self.e90,
+            "calibration_slope": self.slope,
+            "calibration_in_the_large": self.calibration_in_the_large,
+        }
+
+
+def _km_at(event: np.ndarray, time: np.ndarray, horizon: float) -> tuple[float, float, float]:
+    """Kaplan-Meier survival and its 95% log-log interval at ``horizon`` (NaN if not reached)."""
+    surv, lower, upper = km_at(event, time, [horizon])
+    return float(surv[0]), float(lower[0]), float(upper[0])
+
+
+def _rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Restricted cubic spline basis (linear beyond the outer knots), Harrell's parametrisation."""
+    k = knots.shape[0]
+    norm = (knots[-1] - knots[0]) ** 2
+    cols = [x]
+    for j in range(k - 2):
+        term = (
+            np.clip(x - knots[j], 0, None) ** 3
+            - np.clip(x - knots[-2], 0, None) ** 3 * (knots[-1] - knots[j]) / (knots[-1] - knots[-2])
+            + np.clip(x - knots[-1], 0, None) ** 3 * (knots[-2] - knots[j]) / (knots[-1] - knots[-2])
+        )
+        cols.append(term / norm)
+    return np.column_stack(cols)
+
+
+def _cox_observed_event_prob(basis: np.ndarray, y_trunc, horizon: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fit Cox on ``basis``; return coefficients (original scale) and event probabilities at the horizon."""
+    mean, sd = basis.mean(axis=0), basis.std(axis=0)
+    sd[sd == 0] = 1.0
+    cox = CoxPHSurvivalAnalysis().fit((basis - mean) / sd, y_trunc)
+    lin = cox.predict((basis - mean) / sd)
+    cum_h0 = cox.cum_baseline_hazard_
+    h0 = float(cum_h0(np.clip(horizon, cum_h0.domain[0], cum_h0.domain[1])))
+    return cox.coef_ / sd, 1.0 - np.exp(-h0 * np.exp(lin))
+
+
+def check_survival_probabilities(values, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """``values`` as a float array of ``shape``, or a ``ValueError`` naming ``name`` (wrong shape; not in [0, 1])."""
+    values = np.asarray(values, dtype=float)
+    if values.shape != shape:
+        raise ValueError(f"{name} has shape {values.shape}, expected {shape}")
+    if not np.all(np.isfinite(values)) or values.min(initial=0.0) < 0 or values.max(initial=1.0) > 1:
+        raise ValueError(f"{name} must hold survival probabilities in [0, 1]; did you pass risk scores?")
+    return values
+
+
+def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_groups: int = 10) -> HorizonCalibration:
+    """Calibration of predicted survival probabilities at one horizon.
+
+    Parameters
+    ----------
+    survival_test : structured array, shape (n_samples,)
+        Observed outcome (event indicator, time in days).
+    surv_prob : array-like, shape (n_samples,)
+        Predicted **survival probabilities** at ``horizon_days`` (not risk scores).
+    horizon_days : float
+    n_groups : int, default 10
+        Groups of predicted risk for the table (deciles); ties stay in one group,
+        so a rule with few levels gives fewer groups.
+
+    Returns
+    -------
+    HorizonCalibration
+
+    Notes
+    -----
+    The smoothed observed probability is that of a Cox model of the outcome,
+    administratively censored at the horizon, on a restricted cubic spline (3 knots
+    at the 10th, 50th, 90th percentiles) of ``log(-log S_pred)`` (Austin et al. 2020).
+    With fewer than 3 distinct predictions the spline becomes linear; with one,
+    the smoothed observed probability is the Kaplan-Meier estimate and the slope is NaN.
+    """
+    event, time = check_y_survival(survival_test)
+    horizon = float(check_horizons([horizon_days], survival_test, require_events=True)[0])
+    surv_prob = check_survival_probabilities(surv_prob, time.shape, "surv_prob")
+    if n_groups < 1:
+        raise ValueError(f"n_groups must be at least 1, got {n_groups}")
+    event_by_h = event & (time <= horizon)
+
+    pred_event = 1.0 - surv_prob
+    observed, obs_lo, obs_hi = _km_at(event, time, horizon)
+    y_trunc = Surv.from_arrays(event=event_by_h, time=np.minimum(time, horizon))
+    cll = np.log(-np.log(np.clip(surv_prob, _EPS, 1 - _EPS)))
+
+    n_distinct = np.unique(cll).shape[0]
+    if n_distinct < 2:
+        warnings.warn(
+            f"calibration slope at {_describe_horizon(horizon)} is undefined: all predicted survival "
+            "probabilities are equal",
+            StatisticalWarning,
+            stacklevel=2,
+        )
+        slope = np.nan
+        smoothed = np.full_like(pred_event, 1.0 - observed)
+    else:
+        coef, _ = _cox_observed_event_prob(cll[:, None], y_trunc, horizon)
+        slope = float(coef[0])
+        knots = np.unique(np.percentile(cll, _RCS_KNOT_PERCENTILES))
+        basis = _rcs_basis(cll, knots) if n_distinct >= 3 and knots.shape[0] == 3 else cll[:, None]
+        _, smoothed = _cox_observed_event_prob(basis, y_trunc, horizon)
+
+    abs_err = np.abs(pred_event - smoothed)
+    order = np.argsort(pred_event, kind="stable")
+    return HorizonCalibration(
+        horizon_days=horizon,
+        horizon_months=float(days_to_months(horizon)),
+        n=int(time.shape[0]),
+        n_events=int(event_by_h.sum()),
+        table=_group_table(event, time, surv_prob, horizon, n_groups),
+        ici=float(abs_err.mean()),
+        e50=float(np.median(abs_err)),
+        e90=float(np.quantile(abs_err, 0.9)),
+        slope=slope,
+        calibration_in_the_large=float(observed - surv_prob.mean()),
+        observed=observed,
+        mean_predicted=float(surv_prob.mean()),
+        curve=pd.DataFrame({"predicted": pred_event[order], "observed": smoothed[order]}),
+    )
+
+
+def _group_table(event, time, surv_prob, horizon: float, n_groups: int) -> pd.DataFrame:
+    """Observed Kaplan-Meier vs mean predicted survival by groups of predicted risk."""
+    risk = 1.0 - surv_prob
+    edges = np.unique(np.quantile(risk, np.linspace(0, 1, n_groups + 1)[1:-1]))
+    group = np.searchsorted(edges, risk, side="left")
+    rows = []
+    for g in np.unique(group):
+        m = group == g
+        km, lo, hi = _km_at(event[m], time[m], horizon)
+        rows.append(
+            {
+                "group": len(rows) + 1,
+                "n": int(m.sum()),
+                "n_events": int((event[m] & (time[m] <= horizon)).sum()),
+                "mean_predicted": float(surv_prob[m].mean()),
+                "observed": km,
+                "observed_lower": lo,
+                "observed_upper": hi,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class DCalibration:
+    """D-calibration of individual survival distributions (Haider et al. 2020).
+
+    Attributes
+    ----------
+    counts : ndarray, shape (n_bins,)
+        Patients per bin of ``S_i(t_i)``, lowest bin first; censored patients are
+        spread over the bins at and below their ``S_i(c_i)``.
+    expected : float
+        Count per bin under calibration (``n / n_bins``).
+    chi2, p_value : float
+        Pearson chi-square statistic against the uniform, ``n_bins - 1`` degrees of
+        freedom; a small p-value flags miscalibration.
+    n, n_bins : int
+    """
+
+    counts: np.ndarray
+    expected: float
+    chi2: float
+    p_value: float
+    n: int
+    n_bins: int
+
+
+def d_calibration(survival_test, surv_at_own_time, n_bins: int = 10) -> DCalibration:
+    """D-calibration test of predicted survival curves.
+
+    Parameters
+    ----------
+    survival_test : structured array, shape (n_samples,)
+    surv_at_own_time : array-like, shape (n_samples,)
+        Predicted **survival probability** of each patient at his or her own
+        observed time, ``S_i(t_i)`` (see :func:`survival_at_own_time`).
+    n_bins : int, default 10
+
+    Returns
+    -------
+    DCalibration
+
+    Notes
+    -----
+    Under calibration ``S_i(T_i)`` is uniform on [0, 1]. An uncensored patient adds 1
+    to the bin holding ``S_i(t_i)``; a censored patient with ``s = S_i(c_i)``, whose
+    ``S_i(T_i)`` is then uniform on [0, s], adds ``(s - lower edge) / s`` to the bin
+    holding ``s`` and ``1 / (n_bins * s)`` to every bin below it.
+    """
+    event, _ = check_y_survival(survival_test)
+    s = check_survival_probabilities(surv_at_own_time, event.shape, "surv_at_own_time")
+    if n_bins < 2:
+        raise ValueError(f"n_bins must be at least 2, got {n_bins}")
+    width = 1.0 / n_bins
+    lower = np.arange(n_bins) * width
+    bin_of = np.minimum((s / width).astype(int), n_bins - 1)
+    counts = np.bincount(bin_of[event], minlength=n_bins).astype(float)
+    cens = s[~event]
+    cens_bin = bin_of[~event]
+    # A censored patient with S(t_i) in bin b adds (S - lower_b) / S to bin b and width / S to each bin below.
+    # In bin 0 the second part is empty and the first is 1: so a (near-)zero S, whose 1/S would overflow, adds 1.
+    in_first = cens_bin == 0
+    counts[0] += in_first.sum()
+    s_c, b_c = cens[~in_first], cens_bin[~in_first]
+    np.add.at(counts, b_c, (s_c - lower[b_c]) / s_c)
+    below = np.bincount(b_c, weights=width / s_c, minlength=n_bins)  # spread over bins 0 .. b-1
+    counts += np.cumsum(below[::-1])[::-1] - below
+    n = int(event.shape[0])
+    expected = n / n_bins
+    chi2 = float(np.sum((counts - expected) ** 2) / expected)
+    return DCalibration(
+        counts=counts,
+        expected=expected,
+        chi2=chi2,
+        p_value=float(stats.chi2.sf(chi2, n_bins - 1)),
+        n=n,
+        n_bins=n_bins,
+    )

@@ -1,0 +1,25 @@
+"""Feature sets and preprocessing inside the pipeline, the survival pipeline, and the reference rules
+(D0-30, its three-window form, the PC-PI) as estimators with the models' contract.
+
+Names are handed on from the modules on first use (:func:`cartrisk.lazy_exports`).
+"""
+
+from __future__ import annotations
+
+from cartrisk import lazy_exports
+
+_EXPORTS = {
+    "D0_30Rule": "rules",
+    "FEATURE_SETS": "features",
+    "FeatureBuilder": "features",
+    "PCPI": "rules",
+    "RULES": "rules",
+    "SurvivalPipeline": "pipeline",
+    "ThreeWindowRule": "rules",
+    "build_pipeline": "pipeline",
+    "feature_set_columns": "features",
+    "make_pipeline": "pipeline",
+    "make_rule": "rules",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,243 @@
+"""Bundles from MLflow: find the run that holds a chosen model, re-create its training data, export it.
+
+A model is chosen by run id (a nested model run of ``cartrisk evaluate``, which logs ``model/pipeline.skops``)
+or by Optuna study name: the study's MLflow run is tagged ``cartrisk.kind = "study"`` and
+``cartrisk.study = NAME``, each trial run ``cartrisk.kind = "trial"`` and ``cartrisk.trial = N``
+(:mod:`cartrisk.tuning`). The training data are never stored in MLflow: they are re-created from the
+experiment file logged on the run or its parent (``experiment.toml``), or read from the extract given, and must
+match the SHA-256 recorded on the run (tag ``data_sha256``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cartrisk.bundle import Evidence, export_bundle, load_bundle
+from cartrisk.bundle.serialise import BOOSTER_FILE, PIPELINE_FILE, load_pipeline
+from cartrisk.config import DEFAULT_TRACKING_URI, parse_experiment
+from cartrisk.data.datasets import load_dataset
+from cartrisk.data.schema import frame_hash, load_cohort
+from cartrisk.exceptions import BundleError
+from cartrisk.tracking.client import Tracker
+from cartrisk.tracking.pyfunc import register_bundle
+
+__all__ = ["export_from_tracking", "load_model", "pipeline_from_run", "resolve_run"]
+
+_PIPELINE_ARTIFACT = "model/pipeline.skops"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _tracker(tracking_uri: str | None, experiment: str = "cartrisk") -> Tracker:
+    return Tracker(tracking_uri or DEFAULT_TRACKING_URI, experiment)
+
+
+def _get_run(tracker, run_id: str):
+    try:
+        return tracker.get_run(run_id)
+    except Exception as err:  # mlflow's MlflowException for an unknown id (mlflow is imported only by tracking)
+        raise BundleError(f"MLflow run {run_id} not found in {tracker.tracking_uri} ({err})") from None
+
+
+def _study_run(tracker, study: str):
+    """(Optuna study name as tagged, its MLflow run): ``NAME`` itself or the final study ``NAME.final``."""
+    for name in (study, f"{study}.final"):
+        found = tracker.find_runs({"cartrisk.kind": "study", "cartrisk.study": name})
+        if found:
+            return name, found[0]
+    found = tracker.find_runs({"cartrisk.kind": "tuning", "cartrisk.study": study})
+    if found:
+        return study, found[0]
+    raise BundleError(f"no MLflow run tagged cartrisk.study = '{study}' or '{study}.final' (cartrisk.kind = 'study') "
+                      f"in {tracker.tracking_uri}; run `cartrisk tune` first, or check the study name")
+
+
+def resolve_run(tracker, *, run_id: str | None = None, study: str | None = None, trial: int | None = None):
+    """The MLflow run that holds the chosen model (checked to hold ``model/pipeline.skops``).
+
+    A study resolves to its own run when that holds a pipeline, else to its parent tuning run, which holds the
+    best pipeline refitted on all data, when the study is the final one (``NAME`` or ``NAME.final``).
+    """
+    if (run_id is None) == (study is None):
+        raise BundleError("choose the model with exactly one of a run id (--run) or a study name (--study)")
+    if trial is not None and study is None:
+        raise BundleError("--trial N selects a trial of a study: give --study NAME too")
+    if run_id is not None:
+        run = _get_run(tracker, run_id)
+        what = f"run {run_id}"
+    else:
+        tagged, run = _study_run(tracker, study)
+        what = f"study '{tagged}'"
+        if trial is not None:
+            trials = tracker.find_runs({"cartrisk.kind": "trial", "cartrisk.study": tagged,
+                                        "cartrisk.trial": str(trial)})
+            if not trials:
+                raise BundleError(f"study '{tagged}' has no trial {trial} in {tracker.tracking_uri}")
+            run, what = trials[0], f"trial {trial} of study '{tagged}'"
+            if not tracker.has_artifact(run.info.run_id, _PIPELINE_ARTIFACT):
+                raise BundleError(f"{what} holds no fitted pipeline ({_PIPELINE_ARTIFACT}): trials log parameters "
+                                  "and scores only. Refitting a trial from its logged parameters and data "
+                                  "description is out of scope; export the study's refitted best model with "
+                                  "--study alone, or refit and export in Python with cartrisk.bundle.export_bundle")
+        elif not tracker.has_artifact(run.info.run_id, _PIPELINE_ARTIFACT):
+            parent_id = run.data.tags.get("mlflow.parentRunId")
+            final = tagged == study or tagged.endswith(".final")
+            if parent_id and final and tracker.has_artifact(parent_id, _PIPELINE_ARTIFACT):
+                run = _get_run(tracker, parent_id)
+            elif not final:
+                raise BundleError(f"{what} is an outer-fold study of the nested cross-validation: its best model was "
+                                  "refitted on an outer training fold only and not logged; export the final model "
+                                  f"with --study {tagged.rsplit('.', 1)[0]}")
+    if not tracker.has_artifact(run.info.run_id, _PIPELINE_ARTIFACT):
+        raise BundleError(f"{what} holds no fitted pipeline ({_PIPELINE_ARTIFACT}); only runs that logged one (a "
+                          "model run of `cartrisk evaluate`, the parent run of `cartrisk tune`) can be exported")
+    return run
+
+
+def pipeline_from_run(run_id: str, *, tracking_uri: str | None = None, tracker=None):
+    """Load the fitted pipeline a run logged (:meth:`Tracker.log_pipeline`: the bundles' serialiser and allow-list)."""
+    tracker = tracker or _tracker(tracking_uri)
+    resolve_run(tracker, run_id=run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = tracker.download(run_id, _PIPELINE_ARTIFACT.rsplit("/", 1)[0], tmp)
+        booster = folder / BOOSTER_FILE
+        return load_pipeline(folder / PIPELINE_FILE, booster=booster if booster.is_file() else None)
+
+
+def load_model(ref: str, *, tracking_uri: str | None = None):
+    """The fitted pipeline behind a bundle folder, a skops file, or an MLflow run id.
+
+    Parameters
+    ----------
+    ref : str
+        A bundle folder (verified as :func:`cartrisk.bundle.load_bundle` does), a ``.skops`` file (checked against
+        the same allow-list), or the id of an MLflow run that logged a pipeline (:meth:`Tracker.log_pipeline`).
+    tracking_uri : str, optional
+        MLflow tracking URI for a run id (default :data:`cartrisk.config.DEFAULT_TRACKING_URI`).
+
+    Returns
+    -------
+    SurvivalPipeline
+    """
+    candidate = Path(ref)
+    if candidate.is_dir():
+        return load_bundle(candidate).pipeline
+    if candidate.is_file() and candidate.suffix == ".skops":
+        return load_pipeline(candidate)
+    if _RUN_ID.match(str(ref)):
+        return pipeline_from_run(str(ref), tracking_uri=tracking_uri)
+    raise BundleError(f"{ref}: neither a bundle folder, a .skops file nor an MLflow run id (32 hex characters)")
+
+
+def _text_artifact(tracker, run_id: str, name: str) -> str | None:
+    if not tracker.has_artifact(run_id, name):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(tracker.download(run_id, name, tmp)).read_text(encoding="utf-8")
+
+
+def _training_data(tracker, run, data: str | Path | None):
+    """(validated training frame, data source name, experiment config or None, the run holding it)."""
+    expected = run.data.tags.get("data_sha256")
+    parent_id = run.data.tags.get("mlflow.parentRunId")
+    holders = [run] + ([_get_run(tracker, parent_id)] if parent_id else [])
+    cfg, holder = None, None
+    if data is not None:
+        frame, name = load_cohort(data), str(data)
+    else:
+        for candidate in holders:
+            text = _text_artifact(tracker, candidate.info.run_id, "experiment.toml")
+            if text is not None:
+                cfg, holder = _config(text, candidate), candidate
+                break
+        if cfg is None:
+            raise BundleError(f"run {run.info.run_id} (and its parent) logged no experiment.toml to re-create the "
+                              "training data from; give the training extract with --data PATH")
+        frame, name = _dataset(cfg)
+    actual = frame_hash(frame.drop(columns=["patient_id"], errors="ignore"))
+    if expected and actual != expected:
+        where = f"{data}" if data is not None else f"the data re-created from experiment '{cfg.name}'"
+        raise BundleError(f"{where} (SHA-256 {actual[:16]}...) is not the data run {run.info.run_id} was trained on "
+                          f"(data_sha256 {expected[:16]}...); give the exact training extract with --data PATH")
+    return frame, name, cfg, holder
+
+
+def _config(text: str, holder):
+    cfg = parse_experiment(text, source="experiment.toml")
+    n = holder.data.params.get("n")
+    if cfg.data.source == "simulated" and n is not None and int(n) != cfg.data.n:  # `--n` overrode the file
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=int(n)))
+    return cfg
+
+
+def _dataset(cfg):
+    dataset = load_dataset(cfg.data, seed=cfg.seed)
+    if not dataset.registry or dataset.frame is None:
+        raise BundleError(f"experiment '{cfg.name}' trained on {dataset.name}, not a registry-format cohort; bundles "
+                          "score registry extracts only")
+    return dataset.frame, dataset.name
+
+
+def _rule_results(tracker, run) -> dict[str, dict[str, float]] | None:
+    """Metrics of the reference rules cross-validated beside the model (sibling runs of kind 'rule')."""
+    parent_id = run.data.tags.get("mlflow.parentRunId")
+    if not parent_id:
+        return None
+    rules = tracker.find_runs({"cartrisk.kind": "rule"}, parent_run_id=parent_id)
+    found = {r.data.tags.get("mlflow.runName", r.info.run_id): dict(r.data.metrics) for r in rules}
+    if not found:
+        return None
+    order = sorted(found, key=lambda k: (k != "d0_30", k))
+    return {k: found[k] for k in order}
+
+
+def _metrics(run) -> dict[str, float]:
+    """The run's cross-validation metrics (a study run's ``outer.*`` nested-CV metrics without the prefix)."""
+    metrics = dict(run.data.metrics)
+    outer = {k.removeprefix("outer."): v for k, v in metrics.items() if k.startswith("outer.")}
+    return outer or metrics
+
+
+def _design(run, holder) -> str:
+    params: dict[str, Any] = {**(holder.data.params if holder is not None else {}), **run.data.params}
+    if "outer_folds" in params:
+        return (f"nested cross-validation: {params['outer_folds']} outer folds, hyper-parameters tuned by Optuna on "
+                f"{params.get('inner_folds', '?')} inner folds of each outer training set (the best pipeline was "
+                f"then tuned and refitted on all data); run {run.info.run_id}")
+    if "cv.n_splits" in params:
+        return (f"event-stratified {params['cv.n_splits']}-fold cross-validation x {params.get('cv.n_repeats', 1)} "
+                f"repeat(s), preprocessing refitted inside each training fold; run {run.info.run_id}")
+    return f"see MLflow run {run.info.run_id}"
+
+
+def export_from_tracking(*, name: str, models_dir: str | Path = "models", run_id: str | None = None,
+                         study: str | None = None, trial: int | None = None, tracking_uri: str | None = None,
+                         data: str | Path | None = None, overwrite: bool = False, register: bool = False) -> Path:
+    """Export the model of an MLflow run or Optuna study as a bundle (see :func:`cartrisk.bundle.export_bundle`);
+    with ``register``, also register it in the same MLflow store as a pyfunc model."""
+    tracker = _tracker(tracking_uri)
+    run = resolve_run(tracker, run_id=run_id, study=study, trial=trial)
+    pipeline = pipeline_from_run(run.info.run_id, tracker=tracker)
+    frame, source, cfg, holder = _training_data(tracker, run, data)
+    horizons = None
+    for params in ((holder.data.params if holder is not None else {}), run.data.params):
+        if "horizons_months" in params:
+            horizons = tuple(float(h) for h in json.loads(params["horizons_months"]))
+    meta = {"data_source": source, "source_run_id": run.info.run_id, "validation": _design(run, holder),
+            "tracking_uri": tracker.tracking_uri}
+    if cfg is not None:
+        meta.update(experiment=cfg.name, seed=cfg.seed, simulated=cfg.data.source == "simulated")
+    if study is not None:
+        meta["study"] = study
+    extra = {} if horizons is None else {"horizons_months": horizons}
+    path = export_bundle(pipeline, models_dir, name=name, training_frame=frame,
+                         evidence=Evidence(cv_result=_metrics(run), comparison=_rule_results(tracker, run)),
+                         metadata=meta, overwrite=overwrite, **extra)
+    if register:
+        experiment = tracker.client.get_experiment(run.info.experiment_id).name
+        register_bundle(_tracker(tracker.tracking_uri, experiment), path, name, source_run_id=run.info.run_id)
+    return path

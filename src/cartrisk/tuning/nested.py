@@ -1,0 +1,439 @@
+"""Hyper-parameter tuning with Optuna inside nested cross-validation, tracked in MLflow.
+
+The protocol (the usual nested cross-validation):
+
+1. The data are split into ``outer_folds`` event-stratified folds (seeded by the experiment's seed:
+   with ``outer_folds = evaluation.n_splits`` they are the folds ``cartrisk evaluate`` uses).
+2. For each outer fold, a study tunes on the outer-training part only: each trial is scored by
+   ``inner_folds``-fold cross-validation of that part (:class:`cartrisk.tuning.search.Objective`). The best
+   trial's parameters are refitted on the whole outer-training part and scored on the untouched
+   outer-test fold with the metrics of :func:`cartrisk.evaluation.cross_validate_survival`.
+   The outer-test scores are the reported estimate of the *tuning procedure*.
+3. A final study runs the same search on all the data; its best parameters are refitted on all the
+   data: that is the model to use. Its inner value is optimistic (selection on the same folds);
+   the gap between inner and outer values shows by how much.
+
+So a run holds ``outer_folds + 1`` Optuna studies, ``NAME.outer1`` ... ``NAME.final``, in one storage
+(see :mod:`cartrisk.tuning.studies` for storage, resume and workers). Several ``[[models]]`` entries are
+searched in one study with ``family`` as a categorical parameter.
+
+Tracking is attached at the edge: :class:`TrackedObjective` wraps the objective, and
+:func:`run_study` logs one MLflow parent run per run of the experiment, one child run per study and
+one grandchild run per trial (parameters, fold values, state, durations); the parent gets the
+outer-CV metrics, the best parameters and the refitted pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+from sklearn.base import clone
+
+from cartrisk.config import ExperimentConfig
+from cartrisk.data.datasets import Dataset, load_dataset
+from cartrisk.evaluation import CVResult, EventStratifiedKFold, FixedSplits, cross_validate_survival
+from cartrisk.exceptions import CartriskError, ConfigError
+from cartrisk.modelling.pipeline import SurvivalPipeline
+from cartrisk.progress import Progress, no_progress
+from cartrisk.tracking import Tracker
+from cartrisk.tuning.search import Objective, ObjectiveSpec, SearchSpace, fingerprint, inner_horizon_days
+from cartrisk.tuning.studies import (
+    COUNTED,
+    StudyJob,
+    counts,
+    default_storage,
+    open_storage,
+    prepare_studies,
+    run_trials,
+    run_workers,
+)
+
+__all__ = ["StudyResult", "TrackedObjective", "outer_splits", "run_study"]
+
+PARENT_ATTR = "mlflow.parent_run_id"
+RUN_ATTR = "mlflow.run_id"
+
+
+@dataclass
+class StudyResult:
+    """What a nested-CV tuning run produced.
+
+    Attributes
+    ----------
+    study_name : str
+        Base name; the Optuna studies are ``{study_name}.outer{k}`` and ``{study_name}.final``.
+    family : str
+        Label of the best family of the final study.
+    best_params : dict
+        Its searched parameters (fixed ones are in the experiment file).
+    best_pipeline : SurvivalPipeline
+        Refitted on all the data with ``best_params``.
+    inner_value : float
+        The final study's best inner-CV objective value.
+    outer : CVResult
+        Outer-fold scores of the tuning procedure (every metric of ``cross_validate_survival``).
+    outer_folds : DataFrame
+        Per outer fold: best family and parameters, inner best value, outer value of the objective, gap.
+    trials : DataFrame
+        Every trial of every study: state, value, fold values, parameters, seconds.
+    objective : str
+    direction : str
+    dataset : Dataset
+    parent_run_id : str or None
+    """
+
+    study_name: str
+    family: str
+    best_params: dict
+    best_pipeline: SurvivalPipeline
+    inner_value: float
+    outer: CVResult
+    outer_folds: pd.DataFrame
+    trials: pd.DataFrame
+    objective: str
+    direction: str
+    dataset: Dataset
+    parent_run_id: str | None = None
+    study_run_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outer_value(self) -> float:
+        """Mean outer-fold value of the objective."""
+        return float(self.outer_folds["outer_value"].mean())
+
+    @property
+    def gap(self) -> float:
+        """Mean over outer folds of (inner best value - outer value): the optimism of inner scores
+        (positive = optimistic for a maximised objective, negative for a minimised one)."""
+        return float(self.outer_folds["gap"].mean())
+
+    def summary(self) -> pd.DataFrame:
+        """Outer-CV mean, sd and 95% interval of every metric (as :meth:`CVResult.summary`)."""
+        return self.outer.summary()
+
+
+class TrackedObjective:
+    """Wrap an objective so that each trial is one MLflow run nested under its study's run.
+
+    The run is opened before the trial starts and closed FINISHED (complete or pruned, with the
+    Optuna state as tag ``state``), FAILED (an error) or KILLED (interrupted, SIGTERM included).
+    Picklable: a worker process opens its own MLflow client.
+    """
+
+    def __init__(self, objective: Callable[[optuna.Trial], float], tracking_uri: str, experiment: str,
+                 study_name: str, study_run_id: str) -> None:
+        self.objective = objective
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.study_name = study_name
+        self.study_run_id = study_run_id
+        self._tracker: Tracker | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_tracker": None}
+
+    @property
+    def tracker(self) -> Tracker:
+        if self._tracker is None:
+            self._tracker = Tracker(self.tracking_uri, self.experiment)
+        return self._tracker
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        tags = {"cartrisk.kind": "trial", "cartrisk.study": self.study_name, "cartrisk.trial": str(trial.number)}
+        start = time.perf_counter()
+        pruned: optuna.TrialPruned | None = None
+        with self.tracker.run(f"trial {trial.number}", parent_run_id=self.study_run_id, tags=tags) as run_id:
+            try:
+                value = self.objective(trial)
+            except optuna.TrialPruned as exc:
+                pruned, value = exc, None
+            except BaseException:
+                self._log(run_id, trial, "FAIL", None, start)
+                raise
+            self._log(run_id, trial, "PRUNED" if pruned else "COMPLETE", value, start)
+        if pruned is not None:
+            raise pruned
+        return value
+
+    def _log(self, run_id: str, trial: optuna.Trial, state: str, value: float | None, start: float) -> None:
+        inner = trial.user_attrs.get("inner_cv", {})
+        steps = [("fold_value", v, k) for k, v in enumerate(inner.get("fold_values", []))]
+        for metric, values in inner.get("metrics", {}).items():
+            steps += [(f"fold.{metric}", v, k) for k, v in enumerate(values)]
+        metrics = {"duration_seconds": time.perf_counter() - start, "work_seconds": inner.get("work_seconds")}
+        if value is not None:
+            metrics["value"] = value
+        self.tracker.log_batch(run_id, params=trial.params, metrics=metrics, step_metrics=steps,
+                               tags={"state": state})
+
+
+def _derived_seed(seed: int, *path: int) -> int:
+    return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0])
+
+
+def _tuning(cfg: ExperimentConfig):
+    if cfg.tuning is None:
+        raise ConfigError(f"{cfg.name}: no [tuning] table (an experiment without one is run by cartrisk evaluate)")
+    return cfg.tuning
+
+
+def outer_splits(cfg: ExperimentConfig, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The outer folds of a tuning experiment (seeded by ``cfg.seed``, as ``cartrisk evaluate`` seeds its folds)."""
+    cv = EventStratifiedKFold(n_splits=_tuning(cfg).outer_folds, shuffle=True, random_state=cfg.seed)
+    return list(cv.split(np.zeros((len(y), 1)), y))
+
+
+def _inner_splits(cfg: ExperimentConfig, y: np.ndarray, key: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    cv = EventStratifiedKFold(n_splits=_tuning(cfg).inner_folds, shuffle=True,
+                              random_state=_derived_seed(cfg.seed, key))
+    return list(cv.split(np.zeros((len(y), 1)), y))
+
+
+def _best_value(study: optuna.Study) -> float | None:
+    try:
+        return float(study.best_value)
+    except ValueError:  # no complete trial yet
+        return None
+
+
+def _trial_rows(study: optuna.Study, label: str, space: SearchSpace) -> list[dict]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        inner = t.user_attrs.get("inner_cv", {})
+        row = {"study": label, "trial": t.number, "state": t.state.name, "value": t.value,
+               "duration_seconds": t.duration.total_seconds() if t.duration is not None else np.nan,
+               "work_seconds": inner.get("work_seconds", np.nan), "fold_values": inner.get("fold_values", []),
+               "fail_reason": t.user_attrs.get("fail_reason", "")}
+        if t.params:
+            family, params = space.decode(t.params)
+            row["family"] = family
+            row.update({f"param.{k}": v for k, v in params.items()})
+        rows.append(row)
+    return rows
+
+
+def _outer_value(result: CVResult, spec: ObjectiveSpec) -> float:
+    pf = result.per_fold
+    return spec.combine({m: float(pf.loc[pf["metric"] == m, "value"].iloc[0]) for m in spec.metrics})
+
+
+def _merge(results: list[CVResult]) -> CVResult:
+    """One CVResult from the outer folds' single-split results (no out-of-fold arrays: each came from its own
+    tuned model, fitted inside ``cross_validate_survival``)."""
+    per_fold = pd.concat([r.per_fold.assign(fold=k) for k, r in enumerate(results)], ignore_index=True)
+    return CVResult(per_fold=per_fold, fit_times=np.concatenate([r.fit_times for r in results]),
+                    horizons_months=results[0].horizons_months, n_splits=len(results), n_repeats=1)
+
+
+def _require_best(study: optuna.Study, label: str) -> optuna.trial.FrozenTrial:
+    try:
+        return study.best_trial
+    except ValueError:
+        c = counts(study.get_trials(deepcopy=False))
+        raise CartriskError(f"{label} (study {study.study_name}) has no complete trial ({c['PRUNED']} pruned, "
+                           f"{c['FAIL']} failed): give it more trials (--trials) or time (--timeout)") from None
+
+
+def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage: str | None = None,
+              n_trials: int | None = None, timeout: float | None = None, resume: bool = False,
+              progress: Progress | None = None, workers: int | None = None) -> StudyResult:
+    """Tune an experiment by nested cross-validation (see the module docstring) and refit the best model.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+        With a ``[tuning]`` table.
+    tracker : Tracker, optional
+        Log to MLflow (parent, study and trial runs).
+    storage : str, optional
+        Optuna storage URL or ``journal:PATH``; default from the file, else ``optuna.db`` beside the tracking store.
+    n_trials : int, optional
+        Finished trials per study (default ``tuning.n_trials``).
+    timeout : float, optional
+        Time budget in seconds for all the studies together (default ``tuning.timeout_seconds``).
+    resume : bool, default False
+        Continue studies that exist in the storage (finished trials are kept, only the missing ones run).
+        Without it, an existing study is an error.
+    progress : callable, optional
+        ``progress(stage, done, total, best_value)`` (:class:`cartrisk.progress.Progress`), one stage per study.
+    workers : int, optional
+        Local worker processes (default ``tuning.workers``); 1 runs in this process.
+
+    Returns
+    -------
+    StudyResult
+    """
+    t = cfg.tuning
+    if t is None:
+        raise ConfigError(f"{cfg.name}: no [tuning] table (an experiment without one is run by cartrisk evaluate)")
+    n_trials = t.n_trials if n_trials is None else int(n_trials)
+    timeout = t.timeout_seconds if timeout is None else timeout
+    workers = t.workers if workers is None else int(workers)
+    if n_trials < 1 or workers < 1 or (timeout is not None and timeout <= 0):
+        raise ConfigError(f"n_trials and workers must be at least 1 and timeout positive, got {n_trials}, {workers}, "
+                          f"{timeout}")
+    space = SearchSpace(cfg)
+    spec = ObjectiveSpec.from_weights(t.objective_weights)
+    url = storage or t.storage or default_storage(tracker.tracking_uri if tracker is not None else cfg.tracking.uri)
+    data = load_dataset(cfg.data, seed=cfg.seed)
+    y = data.y
+    base = t.study_name or cfg.name
+    splits = outer_splits(cfg, y)
+    names = [f"{base}.outer{k + 1}" for k in range(len(splits))] + [f"{base}.final"]
+    labels = [f"outer {k + 1}/{len(splits)}" for k in range(len(splits))] + ["final"]
+    store = open_storage(url)
+    prepare_studies(store, names, spec.direction, resume=resume, fingerprint=fingerprint(cfg, data.data_hash),
+                    where=url)
+    studies = [optuna.load_study(study_name=name, storage=store) for name in names]
+    report = progress or no_progress
+
+    with contextlib.ExitStack() as stack:
+        parent_id, run_ids = None, {}
+        if tracker is not None:
+            parent_id, run_ids = _open_runs(stack, tracker, cfg, data, studies, labels, spec, url, resume)
+        start = time.time()
+        plan = _Plan(cfg, tuple(names), n_trials, None if timeout is None else (start, start + timeout),
+                     None if tracker is None else (tracker.tracking_uri, tracker.experiment, run_ids),
+                     data.data_hash)
+
+        def poll() -> None:
+            for label, study in zip(labels, studies, strict=True):
+                report(label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study))
+
+        poll()
+        if workers == 1:
+            for label, study, job in zip(labels, studies, plan.jobs(data), strict=True):
+                run_trials(store, job, on_trial=lambda _t, label=label, study=study: report(
+                    label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study)))
+        else:
+            run_workers(url, plan.jobs, workers, poll=poll)
+        poll()
+        result = _score(cfg, space, spec, data, splits, studies, labels, base)
+        result.parent_run_id, result.study_run_ids = parent_id, run_ids
+        if tracker is not None:
+            _log_results(tracker, result, studies, names, run_ids, parent_id)
+    return result
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a worker needs to rebuild the studies' jobs (small and picklable: the data are reloaded)."""
+
+    cfg: ExperimentConfig
+    names: tuple[str, ...]
+    n_trials: int
+    budget: tuple[float, float] | None
+    tracking: tuple[str, str, dict[str, str]] | None
+    data_hash: str
+
+    def jobs(self, data: Dataset | None = None) -> list[StudyJob]:
+        cfg, t = self.cfg, _tuning(self.cfg)
+        if data is None:
+            data = load_dataset(cfg.data, seed=cfg.seed)
+            if data.data_hash != self.data_hash:
+                raise CartriskError(f"a tuning worker loaded other data than its parent ({data.name}): the data "
+                                    "changed while the study ran; keep the data file unchanged until it ends")
+        X, y = data.X, data.y
+        space, spec = SearchSpace(cfg), ObjectiveSpec.from_weights(t.objective_weights)
+        horizon = inner_horizon_days(cfg)
+        objectives: list[Callable] = [Objective(space, X.iloc[train], y[train], _inner_splits(cfg, y[train], k + 1),
+                                                spec, horizon) for k, (train, _) in enumerate(outer_splits(cfg, y))]
+        objectives.append(Objective(space, X, y, _inner_splits(cfg, y, 0), spec, horizon))
+        if self.tracking is not None:
+            uri, experiment, run_ids = self.tracking
+            objectives = [TrackedObjective(obj, uri, experiment, name, run_ids[name])
+                          for obj, name in zip(objectives, self.names, strict=True)]
+        jobs = []
+        for i, (name, obj) in enumerate(zip(self.names, objectives, strict=True)):
+            budget = None if self.budget is None else (*self.budget, (i + 1) / len(self.names))
+            jobs.append(StudyJob(name, obj, self.n_trials, _derived_seed(cfg.seed, 1000 + i), t.sampler,
+                                 t.startup_trials, t.pruner, t.prune_warmup_folds, budget))
+        return jobs
+
+
+def _score(cfg, space, spec, data, splits, studies, labels, base) -> StudyResult:
+    X, y = data.X, data.y
+    outer, rows = [], []
+    for k, (train, test) in enumerate(splits):
+        best = _require_best(studies[k], labels[k])
+        family, params = space.decode(best.params)
+        res = cross_validate_survival(space.pipeline(family, params), X, y, cv=FixedSplits([(train, test)]),
+                                      horizons_months=cfg.evaluation.horizons_months)
+        outer.append(res)
+        value = _outer_value(res, spec)
+        rows.append({"fold": k + 1, "family": family, "params": params, "best_trial": best.number,
+                     "inner_value": best.value, "outer_value": value, "gap": best.value - value,
+                     "finished_trials": len(studies[k].get_trials(deepcopy=False, states=COUNTED))})
+    final = _require_best(studies[-1], labels[-1])
+    family, params = space.decode(final.params)
+    pipeline = clone(space.pipeline(family, params)).fit(X, y)
+    trials = pd.DataFrame([r for label, st in zip(labels, studies, strict=True) for r in _trial_rows(st, label, space)])
+    return StudyResult(study_name=base, family=family, best_params=params, best_pipeline=pipeline,
+                       inner_value=float(final.value), outer=_merge(outer), outer_folds=pd.DataFrame(rows),
+                       trials=trials, objective=spec.label, direction=spec.direction, dataset=data)
+
+
+def _open_runs(stack: contextlib.ExitStack, tracker: Tracker, cfg: ExperimentConfig, data: Dataset,
+               studies: list[optuna.Study], labels: list[str], spec: ObjectiveSpec, url: str, resume: bool
+               ) -> tuple[str, dict[str, str]]:
+    """Open (or reopen on resume) the parent run and one run per study; close trial runs left RUNNING."""
+    t = _tuning(cfg)
+    stored = studies[0].user_attrs.get(PARENT_ATTR)
+    if resume and tracker.has_run(stored):
+        parent = stack.enter_context(tracker.resume_run(stored))
+    else:
+        parent = stack.enter_context(tracker.run(f"tune:{studies[0].study_name.rsplit('.', 1)[0]}",
+                                                 tags={"cartrisk.kind": "tuning"}))
+        tracker.log_params(parent, {"experiment": cfg.name, "data": data.name, "n": len(data.y),
+                                    "events": int(data.y["os2_event"].sum()), "features": cfg.features.set,
+                                    "families": [m.label for m in cfg.models], "objective": spec.label,
+                                    "direction": spec.direction, "outer_folds": t.outer_folds,
+                                    "inner_folds": t.inner_folds, "sampler": t.sampler, "pruner": t.pruner,
+                                    "horizons_months": list(cfg.evaluation.horizons_months), "seed": cfg.seed,
+                                    "storage": url})
+        tracker.log_provenance(parent, data_hash=data.data_hash, seed=cfg.seed)
+        if cfg.source_text:
+            tracker.log_text(parent, cfg.source_text, "experiment.toml")
+    run_ids = {}
+    for study, label in zip(studies, labels, strict=True):
+        stored = study.user_attrs.get(RUN_ATTR)
+        if resume and tracker.has_run(stored):
+            run_ids[study.study_name] = stack.enter_context(tracker.resume_run(stored))
+        else:
+            run_ids[study.study_name] = stack.enter_context(tracker.run(
+                label, parent_run_id=parent, tags={"cartrisk.kind": "study", "cartrisk.study": study.study_name}))
+        study.set_user_attr(PARENT_ATTR, parent)
+        study.set_user_attr(RUN_ATTR, run_ids[study.study_name])
+        if resume:
+            running = {str(tr.number) for tr in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            for run in tracker.running_runs({"cartrisk.kind": "trial", "cartrisk.study": study.study_name}):
+                if run.data.tags.get("cartrisk.trial") not in running:
+                    tracker.set_status(run.info.run_id, "FAILED")
+    return parent, run_ids
+
+
+def _log_results(tracker: Tracker, result: StudyResult, studies: list[optuna.Study], names: list[str],
+                 run_ids: dict[str, str], parent: str) -> None:
+    for k, (study, name) in enumerate(zip(studies, names, strict=True)):
+        c = counts(study.get_trials(deepcopy=False))
+        metrics = {"best_value": _best_value(study), "complete": c["COMPLETE"], "pruned": c["PRUNED"],
+                   "failed": c["FAIL"]}
+        if k < len(result.outer_folds):
+            metrics["outer_value"] = result.outer_folds["outer_value"].iloc[k]
+        tracker.log_batch(run_ids[name], metrics=metrics,
+                          tags={f"best.{p}": v for p, v in study.best_trial.params.items()})
+    tracker.log_batch(parent, metrics={"inner_value": result.inner_value, "outer_value": result.outer_value,
+                                       "gap": result.gap, **result.outer.metric_dict("outer.")},
+                      tags={"best.family": result.family, **{f"best.{p}": v for p, v in result.best_params.items()}})
+    tracker.log_text(parent, result.trials.to_csv(index=False), "trials.csv")
+    tracker.log_text(parent, result.outer_folds.to_csv(index=False), "outer_folds.csv")
+    tracker.log_text(parent, result.outer.per_fold.to_csv(index=False), "outer_per_fold.csv")
+    tracker.log_text(parent, result.summary().to_csv(index=False), "outer_summary.csv")
+    tracker.log_pipeline(parent, result.best_pipeline)
