@@ -32,7 +32,7 @@ _UPPER_FOR = {"lower": "upper", "low": "high"}
 _HORIZON = re.compile(r"^(?P<base>.+?)(?:@|_)(?P<h>\d+(?:\.\d+)?)m$")
 _BRACKETED = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*\[\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\]\s*$")
 _WIDE_COLUMNS = 10
-_P = re.compile(r"(^|_)p(_?value)?$|^pvalue$")
+_P = re.compile(r"(^|[_\s])p([_ -]?value)?$|^pvalue$", re.IGNORECASE)
 
 #: A label entry: (header, kind) where kind is a number of decimals, "int", "pct", "p", "text" or None (auto).
 Label = tuple[str, object]

@@ -208,8 +208,50 @@ def _figure(path: Path, alt: str, *, number: int | None = None) -> str:
             f"<figcaption>{label}{html.escape(alt)}</figcaption></figure>")
 
 
+_MISSING = {"": pd.NA, "n/a": pd.NA, "NA": pd.NA, "nan": pd.NA, "-": pd.NA}
+
+
+def _cell_text(content: str) -> str:
+    return re.sub(r"^(\*\*|`)(.*)\1$", r"\2", content.strip()).replace("\\|", "|")
+
+
+def _markdown_table(tokens) -> str:
+    """A Markdown table through the same formatting as a CSV: human headers, intervals, decimals, p-values."""
+    head, rows, row, in_head = [], [], [], False
+    for k, tok in enumerate(tokens):
+        if tok.type in ("thead_open", "thead_close"):
+            in_head = tok.type == "thead_open"
+        elif tok.type == "tr_open":
+            row = []
+        elif tok.type == "tr_close" and not in_head:
+            rows.append(row)
+        elif tok.type == "inline" and tokens[k - 1].type in ("th_open", "td_open"):
+            (head if in_head else row).append(_cell_text(tok.content))
+    seen: dict[str, int] = {}
+    columns = []
+    for h in head:
+        seen[h] = seen.get(h, -1) + 1
+        columns.append(h + " " * seen[h])  # repeated headers stay distinct columns
+    frame = pd.DataFrame([r + [""] * (len(columns) - len(r)) for r in rows], columns=columns)
+    for col in frame.columns:
+        cells = frame[col].str.replace(",", "").replace(_MISSING)
+        numbers = pd.to_numeric(cells.dropna(), errors="coerce")
+        if len(numbers) and numbers.notna().all():
+            frame[col] = pd.to_numeric(cells, errors="coerce")
+    return table_html(frame, LABELS, _value_label)
+
+
 def _markdown(path: Path, md: MarkdownIt) -> str:
-    body = md.render(path.read_text(encoding="utf-8"))
+    tokens = md.parse(path.read_text(encoding="utf-8"))
+    parts, start, i = [], 0, 0
+    while i < len(tokens):
+        if tokens[i].type != "table_open":
+            i += 1
+            continue
+        end = next(k for k in range(i, len(tokens)) if tokens[k].type == "table_close")
+        parts += [md.renderer.render(tokens[start:i], md.options, {}), _markdown_table(tokens[i:end + 1])]
+        start = i = end + 1
+    body = "".join(parts + [md.renderer.render(tokens[start:], md.options, {})])
     body = re.sub(r"<(/?)h([1-4])>", lambda m: f"<{m.group(1)}h{int(m.group(2)) + 2}>", body)  # under the section's h2
     return f'<div class="md">{body}</div>'
 
@@ -285,7 +327,7 @@ def _summary(run: _Run, answers: list[tuple[str, str, str]]) -> str:
         {k: k.replace("_", " ") for k in sorted(run.metrics)[:8]}
     cards = "".join(f'<div class="kpi"><b>{_card_value(run.metrics[k])}</b><span>{html.escape(label)}</span></div>'
                     for k, label in shown.items())
-    rows = "".join(f'<tr><td>{html.escape(k)}</td><td class="num" data-metric="{html.escape(k)}">{v:.4f}</td></tr>'
+    rows = "".join(f'<tr><td>{html.escape(k)}</td><td data-metric="{html.escape(k)}">{v:.4f}</td></tr>'
                    for k, v in sorted(run.metrics.items()))
     items = "".join(f'<li><a href="#{html.escape(folder)}">{html.escape(heading)}</a>: {html.escape(answer)}</li>'
                     for folder, heading, answer in answers)
