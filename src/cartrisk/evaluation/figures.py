@@ -50,7 +50,7 @@ def calibration_curve_figure(curves: Mapping[str, HorizonCalibration], *, title:
                     mfc="white" if k else colour)
         hist.hist(cal.curve["predicted"], bins=40, range=(0, 1), color=colour, alpha=0.3 if k == 0 else 1.0,
                   histtype="stepfilled" if k == 0 else "step", lw=1.2)
-    months = next(iter(curves.values())).horizon_months
+    months = round(next(iter(curves.values())).horizon_months, 1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_ylabel(f"observed probability of death by {months:g} months")
