@@ -27,9 +27,10 @@ div.table{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;font-size:13px;margin:8px 0 14px;max-width:100%}
 th,td{border-bottom:1px solid #e3e6ea;padding:5px 9px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#eef2f7;color:#1f3a5f;font-weight:600}
-td.num,td[data-metric]{text-align:right;font-variant-numeric:tabular-nums}td.num span.ci{white-space:nowrap}
-table.wide{font-size:11px;table-layout:fixed;width:100%}table.wide th,table.wide td{padding:3px 4px;overflow-wrap:anywhere}
-table.wide td.num span.ci{white-space:normal}
+td.num,td[data-metric]{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.wide{font-size:11px;table-layout:fixed;width:100%}
+table.wide th,table.wide td{padding:3px 4px;overflow-wrap:anywhere}
+table.wide td.num{white-space:normal}table.wide td.num span.ci{white-space:nowrap}
 tr:hover td{background:#f8fafc}
 caption{text-align:left;color:#56606e;font-size:12px;padding-bottom:4px}
 figure{margin:10px 0 16px}figure img{max-width:100%;height:auto;border:1px solid #e3e6ea;border-radius:6px;

@@ -31,7 +31,9 @@ _LOWER = re.compile(r"^(?P<stem>.*?)_?(?:lower|low)$")
 _UPPER_FOR = {"lower": "upper", "low": "high"}
 _HORIZON = re.compile(r"^(?P<base>.+?)(?:@|_)(?P<h>\d+(?:\.\d+)?)m$")
 _BRACKETED = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*\[\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\]\s*$")
-_WIDE_COLUMNS = 10
+#: The report's column (px) and a rough width of a character of a 13 px table: a table estimated wider than the
+#: column is set in a smaller type at fixed column widths, so that nothing scrolls sideways.
+_COLUMN_PX, _CHAR_PX, _CELL_PAD_PX = 1040, 7.2, 20
 _P = re.compile(r"(^|[_\s])p([_ -]?value)?$|^pvalue$", re.IGNORECASE)
 
 #: A label entry: (header, kind) where kind is a number of decimals, "int", "pct", "p", "text" or None (auto).
@@ -192,9 +194,20 @@ def table_html(frame: pd.DataFrame, labels: Mapping[str, Label], value_label: Ca
                       for c in cols)
         rows.append(f"<tr>{tds}</tr>")
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    wide = ' class="wide"' if len(heads) > _WIDE_COLUMNS else ""
+    wide = ' class="wide"' if _width_px(heads, cols) > _COLUMN_PX else ""
     return (f'<div class="table"><table{wide}>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
             "</table></div>")
+
+
+def _width_px(heads: list[str], cols: list[list[tuple[str, bool]]]) -> float:
+    """Estimated natural width of a table: numbers do not wrap; text wraps at about 24 characters, headers at
+    their longest word."""
+    total = 0.0
+    for head, cells in zip(heads, cols, strict=True):
+        longest_word = max((len(w) for w in head.split()), default=0)
+        widest = max((len(t) if numeric else min(len(t), 24) for t, numeric in cells), default=0)
+        total += max(longest_word, widest) * _CHAR_PX + _CELL_PAD_PX
+    return total
 
 
 def _num_html(text: str) -> str:

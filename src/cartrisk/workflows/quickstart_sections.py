@@ -116,7 +116,7 @@ def models_section(folder: Path, results: dict[str, CVResult], kinds: dict[str, 
         answer = (f"The tuned {name} discriminates OS-2 {better} the rules in outer cross-validation: Uno's C "
                   f"{c(tuned)} vs {vs}{c(best_rule)} for the {best_rule['model']} (the best rule).")
     alt = ("Forest plot of Uno's C with its 95% interval over the outer folds for the tuned model and each "
-           f"reference rule, best first; the dashed line at 0.5 is no discrimination. {answer}")
+           "reference rule, best first; the dashed line at 0.5 is no discrimination.")
     return [compact, figure, write_section(folder, answer=answer, figure=figure.name, alt=alt, table=compact.name)]
 
 
