@@ -111,6 +111,8 @@ def test_headers_are_words_intervals_sit_with_their_estimate_and_p_values_are_ne
     assert "&lt; 1e-300" in text and "1.4e-105" in text
     assert "0.567" in text and "0.000" in text  # one column, one number of decimals (not 3.8e-04 beside 0.567)
     assert "model, groups sized like the D0-30 rule" in text  # codes in cells read as words
+    cohort = re.search(r'<section id="cohort">.*?</section>', page, flags=re.S).group(0)
+    assert "<td>patients</td><td class=\"num\">600</td>" in cohort  # whole numbers stay whole
     assert all("_" not in h for s in outline(page) for h in s.headers)
     assert all(c.strip() not in ("0", "0.0", "0.000") for s in outline(page) for c in s.p_cells)
     assert "SIM-1" not in page and "Withheld: patients.csv names patients" in page

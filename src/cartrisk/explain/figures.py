@@ -77,7 +77,8 @@ def _draw_beeswarm(figure, ax, explanation: Explanation, max_display: int, rng: 
     ax.set_xlabel(f"SHAP value ({explanation.scale})")
     kind = "exact" if explanation.exact else "approximate"
     ax.set_title(f"{explanation.model}: {len(values):,} patients ({explanation.method}, {kind})", fontsize=10)
-    bar = figure.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), ax=ax, ticks=[0, 1], aspect=40)
+    bar = figure.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), ax=ax, ticks=[0, 1], aspect=40,
+                          fraction=0.03, pad=0.02)
     bar.set_ticklabels(["low", "high"])
     bar.set_label("value (grey: missing)")
 

@@ -56,7 +56,7 @@ summary{cursor:pointer;color:#1f3a5f;font-size:13.5px;font-weight:600}
   details.more,.abstract details{display:none}
   .print-only{display:block}
   p.answer{font-size:12.5pt}
-  figure{break-inside:avoid}figure img{max-height:150mm;width:auto;border:0}
+  figure{break-inside:avoid;margin:4mm 0}figure img{max-height:115mm;width:auto;max-width:100%;border:0}
   table{font-size:8.5pt;break-inside:auto}tr{break-inside:avoid}th{background:#eee}
   a{color:inherit;text-decoration:none}
 }

@@ -110,6 +110,7 @@ def _number_formatter(values: pd.Series, kind: object) -> Callable[[float], str]
     if kind == "pct":
         share = finite.size and np.nanmax(np.abs(finite)) <= 1.0
         return (lambda v: f"{100 * v:.1f}%") if share else (lambda v: f"{v:.1f}%")
+    kind = kind if kind in ("int", "p", "pct") or isinstance(kind, int) else None  # "text": numbers read as is
     whole = finite.size > 0 and np.all(finite == np.round(finite)) and np.all(np.abs(finite) < 1e15)
     if kind == "int" or (kind is None and whole):
         return lambda v: f"{int(round(v)):,}"
