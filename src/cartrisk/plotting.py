@@ -1,5 +1,10 @@
 """Figure helpers shared by every package: a figure factory, one colour per risk level, one atomic write.
 
+Risk levels have one colour each in every figure (Okabe-Ito, colour-blind safe): low blue, intermediate
+orange, high vermillion (:data:`RISK_COLOURS`, :func:`risk_colours` for a grouping of ``n`` levels ordered
+low -> high). Series that are not risk levels (models, rules, strategies) take :data:`SERIES_COLOURS`, which
+never reuse a risk level's colour. :func:`forest_figure` draws estimates with intervals (a forest plot).
+
 Figures are :class:`matplotlib.figure.Figure` objects on their own Agg canvas: pyplot and its global
 state are never touched, so figures can be drawn in threads, tests and servers without a display.
 Writers return the paths they wrote; the caller decides whether to log them (MLflow is attached at
@@ -10,17 +15,46 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["GROUP_COLOURS", "atomic_path", "new_figure", "save_figure"]
+__all__ = ["GROUP_COLOURS", "RISK_COLOURS", "SERIES_COLOURS", "atomic_path", "forest_figure", "new_figure",
+           "risk_colours", "save_figure"]
 
-#: Colours of risk groups, low -> high risk (colour-blind safe, Okabe-Ito).
+#: Okabe-Ito colours (colour-blind safe), kept for code that indexes groups by position; risk groups take
+#: :func:`risk_colours`, which gives each risk level the same colour whatever the number of groups.
 GROUP_COLOURS = ("#0072B2", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+
+#: One colour per risk level, in every figure (Okabe-Ito): cool for low risk, warm for high risk.
+RISK_COLOURS = {"low": "#0072B2", "intermediate-low": "#56B4E9", "intermediate": "#E69F00",
+                "intermediate-high": "#E69F00", "high": "#D55E00"}
+_LEVELS = {1: ("intermediate",), 2: ("low", "high"), 3: ("low", "intermediate", "high"),
+           4: ("low", "intermediate-low", "intermediate-high", "high")}
+#: Beyond four levels: a cool-to-warm Okabe-Ito ramp whose ends are the low and high colours.
+_RAMP = ("#0072B2", "#56B4E9", "#009E73", "#F0E442", "#E69F00", "#D55E00")
+
+#: Colours of series that are not risk levels (models, rules, decision strategies): none is a risk colour.
+SERIES_COLOURS = ("#000000", "#009E73", "#CC79A7", "#7F7F7F", "#56B4E9", "#F0E442")
+
+
+def risk_colours(n_levels: int) -> tuple[str, ...]:
+    """The colour of each of ``n_levels`` risk groups ordered low -> high risk.
+
+    Two groups are low / high, three low / intermediate / high, four low / intermediate-low /
+    intermediate-high / high (the PC-PI's); so the highest-risk group is vermillion and the lowest blue in
+    every figure, whatever the grouping.
+    """
+    if n_levels < 1:
+        raise ValueError(f"n_levels must be at least 1, got {n_levels}")
+    if n_levels in _LEVELS:
+        return tuple(RISK_COLOURS[level] for level in _LEVELS[n_levels])
+    picks = np.round(np.linspace(0, len(_RAMP) - 1, n_levels)).astype(int)
+    return tuple(_RAMP[i] for i in picks)
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -54,3 +88,53 @@ def save_figure(figure: Figure, path: str | Path, *, dpi: int = 120) -> Path:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=dpi)
     return path
+
+
+def forest_figure(labels: Sequence[str], estimate, lower, upper, *, xlabel: str, reference: float | None = None,
+                  colours: Sequence[str] | None = None, title: str | None = None, width: float = 6.5,
+                  decimals: int = 3) -> Figure:
+    """A forest plot: one row per label (top to bottom), its estimate as a dot and its interval as a bar.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Row names, drawn top to bottom in the order given.
+    estimate, lower, upper : array-like of float
+        The estimates and their interval bounds (NaN bounds: no bar).
+    xlabel : str
+    reference : float, optional
+        A vertical reference line (e.g. 0.5 for a C-index, 1 for a hazard ratio).
+    colours : sequence of str, optional
+        One colour per row (default black).
+    title : str, optional
+    width : float
+        Inches.
+    decimals : int
+        Decimals of the estimate and interval written at the right of each row.
+    """
+    est, lo, hi = (np.asarray(v, dtype=float) for v in (estimate, lower, upper))
+    n = len(labels)
+    if not (est.shape == lo.shape == hi.shape == (n,)):
+        raise ValueError(f"labels, estimate, lower and upper must have one value per row ({n})")
+    colours = list(colours) if colours is not None else ["#000000"] * n
+    fig = new_figure(width, 0.9 + 0.38 * n)
+    ax = fig.add_subplot()
+    y = np.arange(n)[::-1]
+    for k in range(n):
+        if np.isfinite(lo[k]) and np.isfinite(hi[k]):
+            ax.plot([lo[k], hi[k]], [y[k], y[k]], color=colours[k], lw=2.0, solid_capstyle="butt")
+        ax.plot(est[k], y[k], "o", color=colours[k], ms=7)
+        text = f"{est[k]:.{decimals}f}" + (f" ({lo[k]:.{decimals}f}-{hi[k]:.{decimals}f})"
+                                           if np.isfinite(lo[k]) and np.isfinite(hi[k]) else "")
+        ax.annotate(text, (1.01, y[k]), xycoords=("axes fraction", "data"), va="center", fontsize="small")
+    if reference is not None:
+        ax.axvline(reference, color="#7F7F7F", lw=0.9, ls="--")
+    ax.set_yticks(y, labels=list(labels))
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    return fig

@@ -13,11 +13,13 @@ from cartrisk.groups.figures import (
     calibration_figure,
     comparison_figures,
     decision_curve_figure,
+    group_histogram_figure,
     km_figure,
     write_comparison_figures,
 )
-from cartrisk.groups.rulecomparison import ComparisonSettings, compare_with_rules
+from cartrisk.groups.rulecomparison import ComparisonSettings, compare_with_rules, grouping_title
 from cartrisk.modelling.rules import ThreeWindowRule
+from cartrisk.plotting import RISK_COLOURS, SERIES_COLOURS
 from cartrisk.units import DAYS_PER_MONTH
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -111,6 +113,36 @@ def test_write_comparison_figures_writes_pngs_and_logs_them(make_tracker, compar
 def test_km_panels_pair_each_rule_with_its_model_groups(comparison):
     figs = comparison_figures(comparison)
     titles = [ax.get_title() for ax in figs["km_d0_30_90"].axes[::2]]
-    assert titles == ["rule: d0_30_90", "model[d0_30_90]"]
+    assert titles == ["D0-30 / D31-90 / >D90 rule", "model, groups sized like the D0-30 / D31-90 / >D90 rule"]
     with pytest.raises(ValueError, match="panels is empty"):
         km_figure({})
+
+
+def test_each_risk_level_has_one_colour_in_every_figure(comparison):
+    """Low is blue and high vermillion whether a grouping has two, three or four groups (Okabe-Ito)."""
+    figs = comparison_figures(comparison)
+    for stem, levels in (("km_d0_30", ("low", "high")), ("km_d0_30_90", ("low", "intermediate", "high"))):
+        for ax in figs[stem].axes[::2]:
+            colours = [line.get_color() for line in ax.get_lines()]
+            assert colours == [RISK_COLOURS[level] for level in levels], stem
+    curve_colours = {line.get_color() for line in figs["decision_curve"].axes[0].get_lines()}
+    assert not curve_colours & set(RISK_COLOURS.values())  # strategies never borrow a risk level's colour
+    assert curve_colours <= set(SERIES_COLOURS)
+
+
+def test_group_histogram_bins_stop_at_the_cut_point():
+    rng = np.random.default_rng(1)
+    risk = rng.normal(size=400)
+    groups = pd.Categorical.from_codes((risk > 0.3).astype(int), ["low", "high"], ordered=True)
+    fig = group_histogram_figure(risk, groups, xlabel="risk score", cutpoints=[0.3])
+    ax = fig.axes[0]
+    bars = [(p.get_x(), p.get_x() + p.get_width(), p.get_facecolor()) for p in ax.patches if p.get_height() > 0]
+    assert all(right <= 0.3 + 1e-9 or left >= 0.3 - 1e-9 for left, right, _ in bars)  # no bar straddles the cut
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"low (n={(risk <= 0.3).sum()})",
+                                                                     f"high (n={(risk > 0.3).sum()})"]
+
+
+def test_grouping_titles_read_as_words():
+    assert grouping_title("d0_30") == "D0-30 rule" and grouping_title("pcpi") == "PC-PI"
+    assert grouping_title("model[d0_30]") == "model, groups sized like the D0-30 rule"
+    assert grouping_title("model[3 groups]") == "model, 3 groups" and grouping_title("model score") == "model score"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
+from chromium_checks import CHROMIUM, check_in_chromium, pdf_pages
 
 from cartrisk.bundle import load_bundle
+from cartrisk.workflows.pdf import print_pdf
 from cartrisk.workflows.quickstart import STAGES, run_quickstart
 from cartrisk.workflows.report import build_report
+from cartrisk.workflows.reportcheck import outline, problems
 
 # 300 patients and 69 features: the search's smallest ridge penalties may not converge in 100 Newton steps.
 # That warning is right for a user; at this test size it is expected.
@@ -47,3 +51,40 @@ def test_report_numbers_are_the_quickstart_run_numbers(done):
     for section in ("cohort", "models", "explain", "groups", "scoring", "bundle"):
         assert f'<section id="{section}">' in html
     assert html.count("<img ") >= 8
+
+
+@pytest.fixture(scope="module")
+def report(done):
+    result, tracker = done
+    return build_report(result.run_id, tracker=tracker)
+
+
+def test_every_section_answers_first_with_a_sentence_then_its_key_figure(done, report, tmp_path):
+    result, tracker = done
+    sections = outline(report)
+    assert [s.id for s in sections] == ["cohort", "models", "calibration", "groups", "explain", "scoring", "bundle"]
+    assert problems(report) == []
+    for s in sections:
+        assert s.children[:3] == ["p", "figure", "div"], s.id  # sentence, key figure, compact table
+        assert re.search(r"\d", s.answer), s.id  # with its key numbers
+        contract = tracker.download(result.run_id, f"{s.id}/section.json", tmp_path / s.id)
+        assert json.loads(contract.read_text(encoding="utf-8"))["answer"] == s.answer
+    groups = next(s for s in sections if s.id == "groups")
+    assert "better than the D0-30 rule" in groups.answer and "HR high vs low" in groups.answer
+
+
+def test_report_shows_no_patient_level_rows(done, report):
+    result, _ = done
+    ids = result.scored["patient_id"].astype(str)
+    assert not any(pid in report for pid in ids)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (.ci/run installs Debian's)")
+def test_quickstart_report_fits_1280_px_and_prints(report, tmp_path):
+    pytest.importorskip("pypdf")
+    measured = check_in_chromium(report, tmp_path, "quickstart-report")  # the after screenshot, kept by CI
+    assert measured["figures"] == report.count("<img ")
+    html = tmp_path / "quickstart-report.html"
+    pdf = print_pdf(html, tmp_path / "report.pdf")
+    sections = len(outline(report))
+    assert 1 + sections <= pdf_pages(pdf) <= 1 + 2 * sections  # each section from a new page, at most two each

@@ -18,6 +18,7 @@ _EXPORTS = {
     "ValidationResult": "schema",
     "cohort_summary": "simreport",
     "cohort_table": "simreport",
+    "column_title": "dictionary",
     "columns_by_role": "dictionary",
     "data_dictionary_frame": "dictionary",
     "data_dictionary_markdown": "dictionary",

@@ -17,6 +17,7 @@ Roles
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -25,6 +26,7 @@ __all__ = [
     "COLUMNS",
     "Column",
     "ROLES",
+    "column_title",
     "columns_by_role",
     "data_dictionary_frame",
     "data_dictionary_markdown",
@@ -162,6 +164,24 @@ _BY_NAME = {c.name: c for c in COLUMNS}
 def column(name: str) -> Column:
     """Return the definition of column ``name`` (KeyError if unknown)."""
     return _BY_NAME[name]
+
+
+#: Shorter names for people where the meaning's first words would mislead or run long.
+_TITLES = {"days_to_failure": "days from infusion to failure", "aaipi": "age-adjusted IPI at infusion",
+           "ldh_uln": "LDH upper limit of normal", "failure_window": "failure window"}
+
+
+def column_title(name: str) -> str:
+    """A column's short name for people (figures, report prose): ``ldh_failure`` -> "LDH at failure";
+    names that are not in the dictionary are returned without underscores."""
+    if name in _TITLES:
+        return _TITLES[name]
+    if name not in _BY_NAME:
+        return name.replace("_", " ")
+    text = re.sub(r"\s*\([^)]*\)", "", _BY_NAME[name].meaning.split(":")[-1]).strip().rstrip(".")
+    text = text.removeprefix("Serum ").strip()
+    first = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if re.fullmatch(r"[A-Z][a-z]+", first) and first != "Ann" else text
 
 
 def columns_by_role(*roles: str) -> list[Column]:

@@ -25,6 +25,7 @@ _EXPORTS = {
     "compare": "crossval",
     "comparison_table": "crossval",
     "cross_validate_survival": "crossval",
+    "calibration_curve_figure": "figures",
     "d_calibration": "calibration",
     "harrell_c": "metrics",
     "horizon_problems": "calibration",

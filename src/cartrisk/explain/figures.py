@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cartrisk.data.dictionary import column_title
 from cartrisk.explain.explanation import Explanation
-from cartrisk.plotting import new_figure, save_figure
+from cartrisk.plotting import SERIES_COLOURS, new_figure, save_figure
 
-__all__ = ["write_figures"]
+__all__ = ["concordance_points", "explanation_overview_figure", "write_figures"]
 
 _WORSE, _BETTER = "#c0392b", "#2471a3"  # pushes towards a worse / a better outcome
 _MAX_POINTS = 5000  # patients drawn in a beeswarm (a seeded sample beyond)
@@ -46,6 +47,14 @@ def _swarm(s: np.ndarray, width: float = 0.4, bins: int = 60) -> np.ndarray:
 
 
 def _beeswarm(explanation: Explanation, max_display: int, rng: np.random.Generator):
+    n_shown = min(max_display, explanation.values.shape[1])
+    figure = new_figure(8.0, 1.4 + 0.36 * n_shown)
+    _draw_beeswarm(figure, figure.add_subplot(), explanation, max_display, rng)
+    return figure
+
+
+def _draw_beeswarm(figure, ax, explanation: Explanation, max_display: int, rng: np.random.Generator,
+                   names=None) -> None:
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -55,8 +64,6 @@ def _beeswarm(explanation: Explanation, max_display: int, rng: np.random.Generat
         keep = np.sort(rng.choice(len(values), size=_MAX_POINTS, replace=False))
         values, data = values.iloc[keep], data.iloc[keep]
     top = list(values.abs().mean().sort_values(ascending=False).index[:max_display])
-    figure = new_figure(8.0, 1.4 + 0.36 * len(top))
-    ax = figure.add_subplot()
     cmap = colormaps["coolwarm"]
     for pos, name in enumerate(reversed(top)):
         s = values[name].to_numpy(float)
@@ -66,14 +73,14 @@ def _beeswarm(explanation: Explanation, max_display: int, rng: np.random.Generat
         ax.scatter(s[~known], y[~known], color="#9a9a9a", s=5, linewidths=0)
         ax.scatter(s[known], y[known], c=colour[known], cmap=cmap, vmin=0, vmax=1, s=5, linewidths=0)
     ax.axvline(0, color="#555555", lw=0.8)
-    ax.set_yticks(range(len(top)), labels=list(reversed(top)))
+    ax.set_yticks(range(len(top)), labels=[names(t) if names else t for t in reversed(top)])
     ax.set_xlabel(f"SHAP value ({explanation.scale})")
     kind = "exact" if explanation.exact else "approximate"
     ax.set_title(f"{explanation.model}: {len(values):,} patients ({explanation.method}, {kind})", fontsize=10)
-    bar = figure.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), ax=ax, ticks=[0, 1], aspect=40)
+    bar = figure.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), ax=ax, ticks=[0, 1], aspect=40,
+                          fraction=0.03, pad=0.02)
     bar.set_ticklabels(["low", "high"])
     bar.set_label("value (grey: missing)")
-    return figure
 
 
 def _dependence(explanation: Explanation, name: str, rng: np.random.Generator):
@@ -185,3 +192,88 @@ def write_figures(
     figures += [(f"waterfall_{patient}", _waterfall(explanation, patient, max_display)) for patient in patients]
     out = Path(out_dir)
     return [save_figure(figure, out / f"{prefix}{_safe(name)}.png", dpi=110) for name, figure in figures]
+
+
+#: Colours of the literature dot plot by status (none is a risk level's colour).
+_STATUS_COLOURS = {"agrees": SERIES_COLOURS[1], "disagrees": SERIES_COLOURS[2], "not significant": SERIES_COLOURS[3]}
+
+
+def concordance_points(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per established factor the model uses (a :func:`~cartrisk.explain.concordance` table, its factors
+    deduplicated over sources), with its association in the published direction.
+
+    Returns
+    -------
+    DataFrame
+        ``factor, column, published_direction, model_direction, status, sources`` and ``agreement``,
+        ``agreement_lower``, ``agreement_upper``: Spearman's correlation between the factor's exposure and
+        the column's SHAP value, signed so that a positive value is the published direction; ordered from
+        the most to the least important column.
+    """
+    measured = table[table["status"].isin(_STATUS_COLOURS)].copy()
+    if measured.empty:
+        return pd.DataFrame(columns=["factor", "column", "published_direction", "model_direction", "status",
+                                     "sources", "agreement", "agreement_lower", "agreement_upper"])
+    measured["sources"] = measured.groupby(["column", "coding"])["factor"].transform("size")
+    measured = measured.drop_duplicates(["column", "coding"]).sort_values(["rank", "factor"], kind="stable")
+    rho = measured["spearman"].to_numpy(float)
+    agrees = (measured["model_direction"] == measured["published_direction"]).to_numpy()
+    sign = np.sign(rho) * np.where(agrees, 1.0, -1.0)
+    low, high = measured["ci_low"].to_numpy(float) * sign, measured["ci_high"].to_numpy(float) * sign
+    return pd.DataFrame({"factor": measured["factor"].to_numpy(), "column": measured["column"].to_numpy(),
+                         "published_direction": measured["published_direction"].to_numpy(),
+                         "model_direction": measured["model_direction"].to_numpy(),
+                         "status": measured["status"].to_numpy(), "sources": measured["sources"].to_numpy(int),
+                         "agreement": rho * sign, "agreement_lower": np.minimum(low, high),
+                         "agreement_upper": np.maximum(low, high)})
+
+
+def _draw_concordance(ax, points: pd.DataFrame, not_in_model: int) -> None:
+    y = np.arange(len(points))[::-1]
+    for k, r in enumerate(points.itertuples(index=False)):
+        colour = _STATUS_COLOURS[r.status]
+        if np.isfinite(r.agreement_lower) and np.isfinite(r.agreement_upper):
+            ax.plot([r.agreement_lower, r.agreement_upper], [y[k], y[k]], color=colour, lw=2.0)
+        ax.plot(r.agreement, y[k], "o", color=colour, ms=6)
+    labels = [f"{r.factor}" + (f" ({r.sources})" if r.sources > 1 else "")
+              for r in points.itertuples(index=False)]
+    ax.set_yticks(y, labels=labels, fontsize=8)
+    ax.set_ylim(-0.7, max(len(points), 1) - 0.3)
+    ax.axvline(0, color="#555555", lw=0.8)
+    ax.set_xlim(-1.05, 1.05)
+    ax.set_xlabel("Spearman's rho, factor vs its SHAP value\n(right of 0: the published direction)")
+    counts = points["status"].value_counts()
+    handles = [ax.plot([], [], "o", color=c, label=f"{s} ({counts.get(s, 0)})")[0] for s, c in _STATUS_COLOURS.items()]
+    ax.legend(handles=handles, fontsize="small", frameon=True, loc="center left")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"Agreement with the literature\n({not_in_model} published factors not in the model)", fontsize=10,
+                 loc="left")
+
+
+def explanation_overview_figure(explanation: Explanation, table: pd.DataFrame, *, max_display: int = 12,
+                                random_state: int = 0):
+    """The explanation at a glance: the beeswarm of the most important columns (left) beside the agreement of
+    each established risk factor the model uses with its published direction (right, a dot plot).
+
+    Parameters
+    ----------
+    explanation : Explanation
+        Column-level reads best (:meth:`Explanation.by_column`).
+    table : DataFrame
+        Its :func:`~cartrisk.explain.concordance` table.
+    max_display : int
+        Columns in the beeswarm.
+    random_state : int
+        Seeds the beeswarm's sample of patients (beyond 5,000).
+    """
+    points = concordance_points(table)
+    not_in_model = int(table.loc[table["status"] == "not in model", "factor"].nunique())
+    n_rows = max(min(max_display, explanation.values.shape[1]), len(points))
+    figure = new_figure(12.5, 1.6 + 0.34 * n_rows)
+    left, right = figure.subplots(1, 2, width_ratios=[1.15, 1.0])
+    _draw_beeswarm(figure, left, explanation, max_display, np.random.default_rng(random_state), names=column_title)
+    left.set_title("")
+    left.set_title(f"What drives the predictions\n({len(explanation.values):,} patients, SHAP values)", fontsize=10,
+                   loc="left")
+    _draw_concordance(right, points, not_in_model)
+    return figure

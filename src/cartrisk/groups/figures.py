@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from sksurv.nonparametric import kaplan_meier_estimator
 
 from cartrisk.groups._stats import encode_groups
-from cartrisk.plotting import GROUP_COLOURS, new_figure, save_figure
+from cartrisk.groups.rulecomparison import grouping_title
+from cartrisk.plotting import SERIES_COLOURS, new_figure, risk_colours, save_figure
 from cartrisk.units import DAYS_PER_MONTH
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ __all__ = [
     "calibration_figure",
     "comparison_figures",
     "decision_curve_figure",
+    "group_histogram_figure",
     "km_figure",
     "plot_km",
     "write_comparison_figures",
@@ -69,11 +71,12 @@ def plot_km(ax, time_days, event, groups, *, table_ax=None, tick_months=None, ma
     max_months = default_max if max_months is None else float(max_months)
     ticks = default_ticks if tick_months is None else np.asarray(tick_months, dtype=float)
     ticks = ticks[ticks <= max_months + 1e-9]
+    colours = risk_colours(len(labels))
     for k, label in enumerate(labels):
         m = codes == k
         if not m.any():
             continue
-        colour = GROUP_COLOURS[k % len(GROUP_COLOURS)]
+        colour = colours[k]
         t, s, ci = kaplan_meier_estimator(event[m], time[m], conf_type="log-log", conf_level=conf_level)
         t_m = np.r_[0.0, t / DAYS_PER_MONTH]
         ax.step(t_m, np.r_[1.0, s], where="post", color=colour, lw=1.6, label=f"{label} (n={m.sum():,})")
@@ -96,12 +99,11 @@ def plot_km(ax, time_days, event, groups, *, table_ax=None, tick_months=None, ma
         at_risk = [(time[codes == k] >= tm * DAYS_PER_MONTH).sum() for tm in ticks]
         y = n_groups - 1 - k
         for tm, n_risk in zip(ticks, at_risk, strict=True):
-            table_ax.text(tm, y, f"{n_risk:,}", ha="center", va="center", fontsize="x-small",
-                          color=GROUP_COLOURS[k % len(GROUP_COLOURS)])
+            table_ax.text(tm, y, f"{n_risk:,}", ha="center", va="center", fontsize="x-small", color=colours[k])
     table_ax.set_ylim(-0.6, n_groups - 0.4)
     table_ax.set_yticks(range(n_groups), [str(lab) for lab in labels[::-1]], fontsize="x-small")
     for tick, k in zip(table_ax.get_yticklabels(), range(n_groups - 1, -1, -1), strict=True):
-        tick.set_color(GROUP_COLOURS[k % len(GROUP_COLOURS)])
+        tick.set_color(colours[k])
     table_ax.set_xlim(0, max_months)
     table_ax.set_xticks(ticks)
     table_ax.set_xlabel("months since failure")
@@ -170,11 +172,12 @@ def calibration_figure(table: pd.DataFrame, *, title: str | None = None, panel_s
     markers = {"before": ("o", "none"), "after": ("o", "full"), "rule KM": ("s", "full")}
     fig = new_figure(panel_size * len(horizons), panel_size + 0.5)
     axes = fig.subplots(1, len(horizons), squeeze=False)[0]
+    colours = risk_colours(len(groups))
     for ax, h in zip(axes, horizons, strict=True):
         sub = table[table["horizon_months"] == h]
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
         for k, group in enumerate(groups):
-            colour = GROUP_COLOURS[k % len(GROUP_COLOURS)]
+            colour = colours[k]
             for stage in stages:
                 row = sub[(sub["group"].astype(str) == group) & (sub["stage"] == stage)]
                 if row.empty or not np.isfinite(row["observed"].iloc[0]):
@@ -215,11 +218,13 @@ def decision_curve_figure(curve: pd.DataFrame, *, horizon_months: float | None =
         raise ValueError(f"decision curve lacks column(s) {sorted(needed - set(curve.columns))}")
     fig = new_figure(6.0, 4.2)
     ax = fig.add_subplot()
-    styles = {"treat all": {"color": "grey", "ls": "--"}, "treat none": {"color": "black", "ls": ":"}}
+    styles = {"treat all": {"color": "#7F7F7F", "ls": "--"}, "treat none": {"color": "#7F7F7F", "ls": ":"}}
     others = [s for s in dict.fromkeys(curve["strategy"]) if s not in styles]
+    palette = [c for c in SERIES_COLOURS if c != "#7F7F7F"]
+    dashes = ("-", "-", "-.", (0, (5, 2)), "-", "-")
     for k, strategy in enumerate(others + [s for s in styles if s in set(curve["strategy"])]):
         sub = curve[curve["strategy"] == strategy].sort_values("threshold")
-        style = styles.get(strategy, {"color": GROUP_COLOURS[k % len(GROUP_COLOURS)], "ls": "-"})
+        style = styles.get(strategy, {"color": palette[k % len(palette)], "ls": dashes[k % len(dashes)]})
         ax.plot(sub["threshold"], sub["net_benefit"], lw=1.6, label=strategy, **style)
     top = np.nanmax(curve["net_benefit"].to_numpy(dtype=float))
     ax.set_ylim(-0.05, max(0.05, top * 1.1))
@@ -234,6 +239,50 @@ def decision_curve_figure(curve: pd.DataFrame, *, horizon_months: float | None =
     return fig
 
 
+def group_histogram_figure(values, groups, *, xlabel: str, cutpoints=None, title: str | None = None,
+                           bins: int = 30) -> Figure:
+    """How a quantity (a risk score, a predicted survival) is distributed in each risk group: stacked histograms
+    in the groups' risk colours, with the cut-points as vertical lines.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_samples,)
+    groups : Categorical or codes of shape (n_samples,)
+        Ordered low -> high risk.
+    xlabel : str
+    cutpoints : array-like, optional
+        Values that separate the groups (drawn as dashed lines).
+    title : str, optional
+    bins : int
+    """
+    values = np.asarray(values, dtype=float)
+    codes, labels = encode_groups(groups, name="groups")
+    colours = risk_colours(len(labels))
+    fig = new_figure(6.5, 3.6)
+    ax = fig.add_subplot()
+    finite = np.isfinite(values)
+    edges = np.histogram_bin_edges(values[finite], bins=bins)
+    cuts = np.atleast_1d(cutpoints if cutpoints is not None else []).astype(float)
+    if cuts.size:  # bins that start at the first cut-point, so that no bin straddles it
+        width = edges[1] - edges[0]
+        first = cuts[0] - np.ceil((cuts[0] - edges[0]) / width) * width
+        edges = np.arange(first, edges[-1] + width, width)
+    data = [values[finite & (codes == k)] for k in range(len(labels))]
+    ax.hist(data, bins=edges, stacked=True, color=list(colours),
+            label=[f"{lab} (n={len(d):,})" for lab, d in zip(labels, data, strict=True)])
+    for cut in cuts:
+        ax.axvline(float(cut), color="#000000", lw=0.9, ls="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("patients")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    return fig
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
 
@@ -244,15 +293,15 @@ def comparison_figures(comparison: RuleComparison, *, max_months=None) -> dict[s
     time_days, event = pts["os2_days"].to_numpy(float), pts["os2_event"].to_numpy(bool)
     figures: dict[str, Figure] = {}
     for rule in comparison.rules:
-        panels = {f"rule: {rule}": (time_days, event, pts[rule].array)}
+        panels = {grouping_title(rule): (time_days, event, pts[rule].array)}
         for model_grouping, ref in comparison.pairs:
             if ref == rule and model_grouping in pts:
-                panels[model_grouping] = (time_days, event, pts[model_grouping].array)
+                panels[grouping_title(model_grouping)] = (time_days, event, pts[model_grouping].array)
         figures[f"km_{_slug(rule)}"] = km_figure(panels, max_months=max_months,
                                                  title=f"OS-2 by group, test patients (n={len(pts):,})")
     for grouping in comparison.calibration["grouping"].unique():
         figures[f"calibration_{_slug(grouping)}"] = calibration_figure(
-            comparison.group_calibration(grouping), title=f"group calibration: {grouping}")
+            comparison.group_calibration(grouping), title=f"group calibration: {grouping_title(grouping)}")
     curve = comparison.comparison.decision_curve
     if curve is not None:
         figures["decision_curve"] = decision_curve_figure(curve, horizon_months=comparison.horizon_months,

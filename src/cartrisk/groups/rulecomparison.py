@@ -31,8 +31,8 @@ from cartrisk.modelling.rules import RULES, make_rule
 from cartrisk.progress import Progress
 from cartrisk.units import DEFAULT_HORIZONS_MONTHS, months_to_days
 
-__all__ = ["ComparisonSettings", "GroupSpec", "RuleComparison", "compare_with_rules", "model_grouping_name",
-           "parse_groups"]
+__all__ = ["ComparisonSettings", "GroupSpec", "RuleComparison", "compare_with_rules", "grouping_title",
+           "model_grouping_name", "parse_groups"]
 
 #: Name of the model's continuous risk score in the comparison tables.
 MODEL_SCORE = "model score"
@@ -101,6 +101,19 @@ def model_grouping_name(spec: GroupSpec, rule: str | None = None) -> str:
         return f"model[{spec.n_groups} groups]"
     cuts = ",".join(f"{c:g}" for c in np.atleast_1d(spec.threshold))
     return f"model[S({spec.horizon_months:g}m)<{cuts}]"
+
+
+def grouping_title(name: str) -> str:
+    """A grouping's name for people: ``d0_30`` -> "D0-30 rule", ``model[d0_30]`` -> "model, groups sized like the
+    D0-30 rule", ``model[3 groups]`` -> "model, 3 groups"; other names are returned as they are."""
+    if name in RULES:
+        return RULES[name].title or name
+    inner = name[6:-1] if name.startswith("model[") and name.endswith("]") else None
+    if inner is None:
+        return name
+    if inner in RULES:
+        return f"model, groups sized like the {RULES[inner].title or inner}"
+    return f"model, {inner}"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ class _Rule(BaseEstimator):
 
     needs: tuple[str, ...] = ()
     group_labels: tuple[str, ...] = ()
+    #: The rule's name in figures and reports.
+    title: str = ""
 
     def _require(self, X: pd.DataFrame) -> None:
         if not isinstance(X, pd.DataFrame):
@@ -105,6 +107,7 @@ class D0_30Rule(_Rule):
 
     needs = ("days_to_failure",)
     group_labels = ("after D30", "D0-30")
+    title = "D0-30 rule"
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
         return (X["days_to_failure"].to_numpy(float) <= rule_constants()["d0_30_boundary_days"]).astype(int)
@@ -115,6 +118,7 @@ class ThreeWindowRule(_Rule):
 
     needs = ("days_to_failure",)
     group_labels = (">D90", "D31-90", "D0-30")
+    title = "D0-30 / D31-90 / >D90 rule"
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
         rc = rule_constants()
@@ -135,6 +139,7 @@ class PCPI(_Rule):
 
     needs = PCPI_COLUMNS
     group_labels = ("low", "intermediate-low", "intermediate-high", "high")
+    title = "PC-PI"
 
     def points(self, X: pd.DataFrame) -> pd.DataFrame:
         """The five items, one column each (1 = point, 0 = no point or missing)."""

@@ -10,14 +10,24 @@ from cartrisk import lazy_exports
 
 _EXPORTS = {
     "EvaluationReport": "evaluate",
+    "LABELS": "report",
     "QuickstartResult": "quickstart",
     "SECTIONS": "report",
+    "Section": "sections",
     "build_report": "report",
+    "estimate_text": "sections",
     "evaluate_experiment": "evaluate",
+    "header": "report",
+    "p_text": "sections",
+    "print_pdf": "pdf",
     "quickstart_experiment": "quickstart",
+    "read_section": "sections",
     "render_report": "report",
+    "outline": "reportcheck",
+    "problems": "reportcheck",
     "run_quickstart": "quickstart",
     "summary_table": "evaluate",
+    "write_section": "sections",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

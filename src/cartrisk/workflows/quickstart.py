@@ -216,7 +216,24 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
     card = folders["bundle"] / "MODEL_CARD.md"
     card.write_text((out.bundle / "MODEL_CARD.md").read_text(encoding="utf-8"), encoding="utf-8")
     written["bundle"].append(card)
+    _write_sections(out, root, written, seed)
     return written
+
+
+def _write_sections(out: _Outputs, root: Path, written: dict[str, list[Path]], seed: int) -> None:
+    """Each folder's answer sentence, key figure and compact table (``section.json``, read by the report)."""
+    from cartrisk.workflows import quickstart_sections as qs
+
+    X, y = to_xy(out.typed)
+    (root / "calibration").mkdir(exist_ok=True)
+    written.setdefault("calibration", [])
+    written["cohort"] += qs.cohort_section(root / "cohort", out.frame, y, X, simulation_report(out.frame))
+    written["models"] += qs.models_section(root / "models", out.results, out.kinds)
+    written["calibration"] += qs.calibration_section(root / "calibration", out.groups)
+    written["groups"] += qs.groups_section(root / "groups", out.groups)
+    written["explain"] += qs.explain_section(root / "explain", out.explanation, out.concordance, seed=seed)
+    written["scoring"] += qs.scoring_section(root / "scoring", out.scored, out.scoring_rate, out.range_warnings)
+    written["bundle"] += qs.bundle_section(root / "bundle", out.groups, _d0_30_sized(out.groups.groupers), out.bundle)
 
 
 def _log_run(tracker: Tracker, run: str, cfg: ExperimentConfig, out: _Outputs, headline: dict[str, float],
