@@ -33,7 +33,7 @@ from markdown_it import MarkdownIt
 
 from cartrisk.tracking import Tracker
 
-__all__ = ["SECTIONS", "build_report", "render_report"]
+__all__ = ["SECTIONS", "build_report", "render_folders", "render_report"]
 
 #: (artefact folder, heading, one line saying what the section shows)
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -48,6 +48,15 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("groups", "Risk groups against the D0-30 rule and the PC-PI",
      "Groups cut on training predictions, evaluated on an independent cohort: survival curves, calibration, "
      "reclassification and net benefit."),
+    ("validation", "External validation",
+     "The bundle on a cohort it was not built on: discrimination, calibration, accuracy and net benefit at one "
+     "horizon, with 95% bootstrap intervals."),
+    ("subgroups", "Performance in subgroups",
+     "C, O/E and calibration slope by sex, age band, product, histology and failure window; subgroups whose "
+     "interval excludes the overall value are flagged."),
+    ("clusters", "Internal-external validation across clusters",
+     "Each centre (or period) held out in turn; C, O/E and calibration slope pooled by random-effects "
+     "meta-analysis with their 95% prediction intervals."),
     ("scoring", "Scoring new patients", "The exported bundle, reloaded and checked, scoring a fresh cohort."),
     ("bundle", "Model card", "Intended use, data, validation and limits of the exported model."),
 )
@@ -193,4 +202,22 @@ def build_report(run_id: str, *, tracker: Tracker, title: str = "cartrisk: OS-2 
         for folder, _, _ in SECTIONS:
             if any(a.path == folder for a in tracker.client.list_artifacts(run_id)):
                 tracker.download(run_id, folder, root)
+        return render_report(root, run, title=title)
+
+
+def render_folders(folders: Mapping[str, Path], *, title: str, metrics: Mapping[str, float] | None = None,
+                   name: str = "local folder") -> str:
+    """The report's HTML from section folders on disk (``{"validation": DIR, ...}``), without an MLflow run:
+    ``cartrisk validate-model --report`` renders its output folder through this, with the same renderer."""
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for section, folder in folders.items():
+            target = root / section
+            target.mkdir()
+            for path in Path(folder).iterdir():
+                if path.is_file():
+                    shutil.copy2(path, target / path.name)
+        run = _Run(run_id="(no MLflow run)", name=name, metrics=dict(metrics or {}), params={}, tags={})
         return render_report(root, run, title=title)
