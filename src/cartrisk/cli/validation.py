@@ -13,7 +13,7 @@ import typer
 from cartrisk.cli._app import app, console, err_console, print_frame, user_errors
 from cartrisk.exceptions import ConfigError
 
-__all__ = ["parse_thresholds", "validate_model"]
+__all__ = ["parse_thresholds", "samplesize", "update_model", "validate_model"]
 
 DEFAULT_OUT = Path("reports/validate-model")
 
@@ -103,3 +103,75 @@ def validate_model(
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"wrote {out / 'metrics.csv'} and the figures to {out}", highlight=False)
+
+
+@app.command("update-model")
+@user_errors
+def update_model(
+    model: Annotated[Path, typer.Argument(help="Bundle folder to update, e.g. models/NAME.")],
+    data: Annotated[Path, typer.Option("--data", help="Cohort of the new setting (.csv or .parquet), with outcome.")],
+    method: Annotated[str, typer.Option("--method", help="intercept (baseline hazard), slope (and calibration "
+                                                         "slope), refit (every coefficient), or auto (closed "
+                                                         "testing, Vergouwe et al. 2017).")],
+    name: Annotated[str, typer.Option("--name", help="Name of the new bundle: MODELS_DIR/NAME.")],
+    horizon: Annotated[float | None, typer.Option(help="Horizon of the recalibration in months (default: the "
+                                                       "bundle's last horizon).", min=0.0)] = None,
+    models_dir: Annotated[Path, typer.Option(help="Folder of bundles.")] = Path("models"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a bundle of that name.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the cross-validation that learns a refit's risk groups.")] = 0,
+) -> None:
+    """Update a bundle on a new cohort; the new bundle records its lineage (parent fingerprint, data hash,
+    method, tests) in bundle.json and MODEL_CARD.md."""
+    from cartrisk.bundle import load_bundle, summary_line
+    from cartrisk.bundle.updating import update_bundle
+    from cartrisk.exceptions import SchemaError
+
+    bundle = load_bundle(model)
+    err_console.print(f"parent {summary_line(bundle)}", highlight=False)
+    try:
+        result = update_bundle(bundle, _frame(data), method=method, name=name, models_dir=models_dir,
+                               source=str(data), horizon_months=horizon, overwrite=overwrite, random_state=seed)
+    except SchemaError as err:
+        if not err.problems:
+            raise
+        _print_problems(err, data)
+        raise typer.Exit(2) from None
+    print_frame(result.tests.tests, title="closed testing (likelihood-ratio tests against the revised model)")
+    lin = result.lineage
+    console.print(f"method: {result.method} (asked: {result.requested}). Why: {lin['reason']}", highlight=False,
+                  soft_wrap=True)
+    console.print(f"baseline hazard x {lin['baseline_hazard_factor']:.3f}, slope {lin['slope']:.3f}; wrote "
+                  f"{result.path} (parent fingerprint {lin['parent']['fingerprint'][:16]})", highlight=False)
+
+
+@app.command()
+@user_errors
+def samplesize(
+    parameters: Annotated[int, typer.Option(help="Candidate predictor parameters (after encoding).", min=1)],
+    rate: Annotated[float, typer.Option(help="Event rate per unit of time (e.g. deaths per person-month).")],
+    horizon: Annotated[float, typer.Option(help="Time point of interest, in the rate's unit.")],
+    mean_followup: Annotated[float, typer.Option(help="Anticipated mean follow-up, in the rate's unit.")],
+    r2cs: Annotated[float, typer.Option("--r2cs", help="Anticipated Cox-Snell R2 of the model.")],
+    shrinkage: Annotated[float, typer.Option(help="Target expected shrinkage.")] = 0.9,
+) -> None:
+    """Minimum sample size for a survival prediction model (Riley et al., Stat Med 2019; BMJ 2020)."""
+    import pandas as pd
+
+    from cartrisk.evaluation.samplesize import riley_survival
+
+    try:
+        res = riley_survival(parameters=parameters, rate=rate, horizon=horizon, mean_followup=mean_followup,
+                             r2_cs=r2cs, shrinkage=shrinkage)
+    except ValueError as err:
+        raise ConfigError(f"samplesize: {err}") from None
+    rows = [("criterion 1 (shrinkage >= target)", res.n_criterion1, shrinkage),
+            ("criterion 2 (Nagelkerke optimism <= 0.05)", res.n_criterion2, res.shrinkage_criterion2),
+            ("final", res.n, res.shrinkage)]
+    print_frame(pd.DataFrame([{"criterion": c, "n": n, "shrinkage": s, "events_per_parameter":
+                               n * rate * mean_followup / parameters} for c, n, s in rows]),
+                title=f"Riley et al.: {parameters} parameters, rate {rate:g}, horizon {horizon:g}, mean follow-up "
+                      f"{mean_followup:g}, R2cs {r2cs:g}")
+    console.print(f"minimum sample size {res.n:,} ({res.events:,.0f} events, {res.events_per_parameter:.2f} per "
+                  f"parameter, {res.person_time:,.1f} person-time); overall risk by {horizon:g}: "
+                  f"{res.overall_risk:.3f} (95% CI {res.overall_risk_lower:.3f}-{res.overall_risk_upper:.3f})",
+                  highlight=False)
