@@ -54,8 +54,8 @@ def test_validate_model_refuses_bad_files_and_horizons(small_bundle, tmp_path):
     frame = simulate(80, 4)[0].drop(columns=["os2_event"])
     frame.to_csv(tmp_path / "no_outcome.csv", index=False)
     out = tmp_path / "val"
-    result = CliRunner().invoke(app, ["validate-model", str(small_bundle[0]), "--data", str(tmp_path / "no_outcome.csv"),
-                                      "--horizon", "6", "--out", str(out)])
+    result = CliRunner().invoke(app, ["validate-model", str(small_bundle[0]), "--data",
+                                      str(tmp_path / "no_outcome.csv"), "--horizon", "6", "--out", str(out)])
     assert result.exit_code == 2 and "os2_event" in result.output and not out.exists()
     simulate(80, 4)[0].to_csv(tmp_path / "ok.csv", index=False)
     result = CliRunner().invoke(app, ["validate-model", str(small_bundle[0]), "--data", str(tmp_path / "ok.csv"),
