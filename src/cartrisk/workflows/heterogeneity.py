@@ -21,7 +21,7 @@ from cartrisk.exceptions import ConfigError
 from cartrisk.plotting import save_figure
 from cartrisk.units import DAYS_PER_MONTH, months_to_days
 
-__all__ = ["cluster_validations", "sample_size_notes", "subgroups_from_oof", "write_clusters"]
+__all__ = ["cluster_validations", "sample_size_notes", "subgroups_from_oof", "tune_heterogeneity", "write_clusters"]
 
 
 def cluster_validations(cfg: ExperimentConfig, data: Dataset, estimators: dict[str, object]
@@ -115,3 +115,19 @@ def sample_size_notes(cfg: ExperimentConfig, data: Dataset) -> tuple[dict[str, f
                      f"2019): expect overfitting; use fewer candidate parameters or penalise (coxnet), or about "
                      f"{check['required_n']:,.0f} patients")
     return check, notes
+
+
+def tune_heterogeneity(cfg: ExperimentConfig, result, tracker=None) -> dict[str, ClusterValidation]:
+    """Internal-external validation of a tuning run's final specification (the best family and parameters of the
+    final study, refitted per held-out cluster; the search is not repeated per cluster), logged as the parent
+    run's ``clusters/`` section."""
+    if cfg.evaluation.cluster is None:
+        return {}
+    results = cluster_validations(cfg, result.dataset, {f"tuned {result.family}": result.best_pipeline})
+    if tracker is not None and result.parent_run_id:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in write_clusters(results, Path(tmp) / "clusters", cfg.evaluation.cluster):
+                tracker.log_file(result.parent_run_id, path, "clusters")
+    return results
