@@ -98,10 +98,25 @@ def test_external_validation_on_gbsg_reproduces_the_published_table(bundle, gbsg
     assert m.loc["oe_ratio", "lower"] < 1 < m.loc["oe_ratio", "upper"]
     # the paper reads the IPCW metrics at 4.99 years (its follow-up stops at 5)
     at499 = validate_bundle(bundle, gbsg, horizon_months=4.99 * 12, n_boot=0, subgroups=False)
+    _print_table(m, at499.metrics.set_index("metric"), pub)
     m = at499.metrics.set_index("metric")
     assert m.loc["auc", "estimate"] == pytest.approx(pub["auc"][0], abs=5e-4)
     assert m.loc["brier", "estimate"] == pytest.approx(pub["brier"][0], abs=5e-4)
     assert m.loc["ipa", "estimate"] == pytest.approx(pub["ipa"], abs=5e-4)
+
+
+def _print_table(at5: pd.DataFrame, at499: pd.DataFrame, pub: dict) -> None:
+    """Ours beside the published figures (shown with ``pytest -s``)."""
+    rows = []
+    for name, key, table in (("harrell_c", "harrell_c", at5), ("uno_c", "uno_c", at5), ("auc", "auc", at499),
+                             ("oe_ratio", "oe_ratio", at5), ("calibration_slope", "calibration_slope", at5),
+                             ("ici", "ici", at5), ("e50", "e50", at5), ("e90", "e90", at5), ("emax", "emax", at5),
+                             ("brier", "brier", at499), ("ipa", "ipa", at499),
+                             ("net_benefit@0.23", "net_benefit_023", at5)):
+        published = pub[key] if not isinstance(pub[key], list) else pub[key][0]
+        r = table.loc[name]
+        rows.append(f"{name:<18} {r['estimate']:.4f} ({r['lower']:.3f}-{r['upper']:.3f})   published {published}")
+    print("\n" + "\n".join(rows))
 
 
 def test_full_likelihood_recalibration_and_closed_test_on_gbsg(bundle, gbsg):

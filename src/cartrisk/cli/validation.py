@@ -69,6 +69,9 @@ def validate_model(
     from cartrisk.exceptions import SchemaError
 
     levels = parse_thresholds(thresholds)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "metrics.csv").is_file())):
+        raise ConfigError(f"--out {out}: exists and is not the output folder of an earlier validate-model (no "
+                          "metrics.csv); choose a new folder, it is replaced as a whole")
     bundle = load_bundle(model)
     err_console.print(f"bundle {summary_line(bundle)}", highlight=False)
     frame = _frame(data)
