@@ -166,3 +166,12 @@ def test_generic_evaluate_run_exports_scores_and_validates(gbsg_runs, tmp_path):
     assert result.exit_code == 0, result.output
     assert load_bundle(models / "g2").info["model"]["family"] == "coxnet"
 
+
+
+def test_validate_model_never_replaces_a_folder_it_did_not_write(small_bundle, site, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    result = CliRunner().invoke(app, ["validate-model", str(small_bundle[0]), "--data", str(site), "--horizon", "6",
+                                      "--n-boot", "5", "--out", str(tmp_path / "mine")])
+    assert result.exit_code == 2 and "not the output folder of an earlier validate-model" in result.output
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"

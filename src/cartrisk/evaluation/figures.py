@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from cartrisk.plotting import GROUP_COLOURS, new_figure
 
@@ -101,6 +102,9 @@ def forest_figure(rows: pd.DataFrame, *, label: str, estimate: str = "estimate",
         ax.axvline(reference, color="grey", lw=0.8, ls="--")
     if log_scale:
         ax.set_xscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3, axis="x")
     if title:
