@@ -33,8 +33,10 @@ _MLFLOW_METRIC = re.compile(r"^(?P<metric>[a-z][a-z0-9_]*?)(?:_(?P<h>\d+(?:\.\d+
 
 # ------------------------------------------------------------------------------------------------ model
 def _family(final) -> str:
-    from cartrisk.estimators import ESTIMATORS, make_estimator
+    from cartrisk.estimators import ESTIMATORS, RecalibratedSurvival, make_estimator
 
+    if isinstance(final, RecalibratedSurvival):  # an updated bundle: "coxph, slope-updated"
+        return f"{_family(final.base_estimator)}, {final.method}-updated"
     for name in ESTIMATORS:
         if type(make_estimator(name)) is type(final):
             return name

@@ -13,11 +13,14 @@ _EXPORTS = {
     "QuickstartResult": "quickstart",
     "SECTIONS": "report",
     "build_report": "report",
+    "cluster_validations": "heterogeneity",
     "evaluate_experiment": "evaluate",
     "quickstart_experiment": "quickstart",
+    "render_folders": "report",
     "render_report": "report",
     "run_quickstart": "quickstart",
     "summary_table": "evaluate",
+    "tune_heterogeneity": "heterogeneity",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
