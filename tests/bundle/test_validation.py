@@ -175,3 +175,24 @@ def test_validate_model_never_replaces_a_folder_it_did_not_write(small_bundle, s
                                       "--n-boot", "5", "--out", str(tmp_path / "mine")])
     assert result.exit_code == 2 and "not the output folder of an earlier validate-model" in result.output
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_an_updated_xgboost_bundle_keeps_its_booster_in_json(tmp_path):
+    from cartrisk.bundle import export_bundle
+    from cartrisk.data.schema import to_xy, validate
+    from cartrisk.modelling import make_pipeline
+
+    typed = validate(simulate(300, 3)[0]).raise_if_invalid()
+    X, y = to_xy(typed)
+    parent = load_bundle(export_bundle(make_pipeline("literature", "xgb_cox", n_estimators=20).fit(X, y), tmp_path,
+                                       name="xgb", training_frame=typed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = update_bundle(parent, simulate(400, 8)[0], method="slope", name="xgb-slope", models_dir=tmp_path,
+                            horizon_months=6)
+    child = load_bundle(res.path)
+    assert (res.path / "booster.json").is_file()
+    assert child.info["model"]["family"] == "xgb_cox, slope-updated"
+    fresh = simulate(20, 1)[0]
+    a, b = parent.score(fresh), child.score(fresh)
+    assert np.corrcoef(a["risk_score"], b["risk_score"])[0, 1] == pytest.approx(1.0)
