@@ -194,5 +194,7 @@ def test_an_updated_xgboost_bundle_keeps_its_booster_in_json(tmp_path):
     assert (res.path / "booster.json").is_file()
     assert child.info["model"]["family"] == "xgb_cox, slope-updated"
     fresh = simulate(20, 1)[0]
-    a, b = parent.score(fresh), child.score(fresh)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a fresh cohort has a few values outside the training ranges
+        a, b = parent.score(fresh), child.score(fresh)
     assert np.corrcoef(a["risk_score"], b["risk_score"])[0, 1] == pytest.approx(1.0)
