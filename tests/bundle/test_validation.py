@@ -47,7 +47,7 @@ def test_validate_model_writes_metrics_figures_sections_and_a_report(small_bundl
     assert section["figure"] == "calibration.png" and "Harrell's C" in section["answer"]
     html = (out / "report.html").read_text()
     assert "External validation" in html and "Performance in subgroups" in html
-    assert "SIM-" not in html  # nothing patient-level
+    assert "SIM-" not in html and "(rows " not in html  # nothing patient-level
 
 
 def test_validate_model_refuses_bad_files_and_horizons(small_bundle, tmp_path):

@@ -9,6 +9,7 @@ keeps the percentiles of its training risk scores, never patients). Registry ext
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,9 +224,10 @@ def write_validation(result: BundleValidation, out_dir: str | Path) -> list[Path
         written.append(save_figure(case_mix_figure(result.development, a["risk"],
                                                    membership_c=result.case_mix["membership_c"]),
                                    out / "case_mix.png"))
-    if result.notes:
+    if result.notes:  # aggregate only: the row numbers of the patients concerned stay on the terminal
         path = out / "notes.md"
-        path.write_text("# Notes\n\n" + "\n".join(f"- {n}" for n in result.notes) + "\n", encoding="utf-8")
+        notes = [re.sub(r" \(rows [^)]*\)", "", n) for n in result.notes]
+        path.write_text("# Notes\n\n" + "\n".join(f"- {n}" for n in notes) + "\n", encoding="utf-8")
         written.append(path)
     written.append(_section(out, result.answer(), "calibration.png",
                             f"Smoothed observed against predicted risk of death by {h:g} months with its 95% "
