@@ -88,6 +88,7 @@ class RolesConfig:
     event: str
     covariates: tuple[str, ...] = ()
     time_unit_days: float = 1.0
+    id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,10 +181,32 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
+    """How models are evaluated (``[evaluation]``).
+
+    ``cluster`` names a column (``"centre_id"``, ``"infusion_year"``) for internal-external validation: each
+    centre held out in turn, or development on earlier periods and validation on the next
+    (``cluster_design = "auto"`` picks periods for a numeric column); clusters with fewer than
+    ``cluster_min_events`` deaths are grouped; metrics at ``cluster_horizon_months``. ``subgroups`` adds C, O/E and
+    slope by subgroup on the out-of-fold predictions.
+    """
+
     n_splits: int = 5
     n_repeats: int = 1
     horizons_months: tuple[float, ...] = DEFAULT_HORIZONS_MONTHS
     rules: tuple[str, ...] = ("d0_30", "d0_30_90", "pcpi")
+    cluster: str | None = None
+    cluster_design: str = "auto"
+    cluster_min_events: int = 10
+    cluster_horizon_months: float = 6.0
+    subgroups: bool = True
+
+    def _validate(self, where: str) -> None:
+        if self.cluster_design not in ("auto", "leave-one-out", "temporal"):
+            raise ConfigError(f"{where}.cluster_design must be 'auto', 'leave-one-out' or 'temporal', got "
+                              f"{self.cluster_design!r}")
+        if self.cluster_min_events < 1 or self.cluster_horizon_months <= 0:
+            raise ConfigError(f"{where}: cluster_min_events must be at least 1 and cluster_horizon_months positive, "
+                              f"got {self.cluster_min_events} and {self.cluster_horizon_months}")
 
 
 @dataclass(frozen=True)

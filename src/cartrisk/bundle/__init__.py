@@ -10,16 +10,21 @@ from cartrisk import lazy_exports
 _EXPORTS = {
     "BUNDLE_FORMAT": "scoring",
     "Bundle": "scoring",
+    "BundleValidation": "validation",
     "Evidence": "export",
     "ScoreReport": "scoring",
     "TRIPOD_AI_ITEMS": "modelcard",
     "TRUSTED_TYPES": "serialise",
+    "UpdateResult": "updating",
     "dump_pipeline": "serialise",
     "export_bundle": "export",
     "load_bundle": "scoring",
     "load_pipeline": "serialise",
     "provenance": "provenance",
     "summary_line": "scoring",
+    "update_bundle": "updating",
+    "validate_bundle": "validation",
+    "write_validation": "validation",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -18,7 +18,8 @@ from cartrisk.data.survstats import km_at
 from cartrisk.exceptions import BundleError
 from cartrisk.units import months_to_days
 
-__all__ = ["input_schema", "model_description", "performance_section", "risk_group_section"]
+__all__ = ["evidence_extras", "input_schema", "model_description", "performance_section", "risk_group_section",
+           "training_extras"]
 
 _BY_NAME = {c.name: c for c in COLUMNS}
 _WHEN = {
@@ -32,8 +33,10 @@ _MLFLOW_METRIC = re.compile(r"^(?P<metric>[a-z][a-z0-9_]*?)(?:_(?P<h>\d+(?:\.\d+
 
 # ------------------------------------------------------------------------------------------------ model
 def _family(final) -> str:
-    from cartrisk.estimators import ESTIMATORS, make_estimator
+    from cartrisk.estimators import ESTIMATORS, RecalibratedSurvival, make_estimator
 
+    if isinstance(final, RecalibratedSurvival):  # an updated bundle: "coxph, slope-updated"
+        return f"{_family(final.base_estimator)}, {final.method}-updated"
     for name in ESTIMATORS:
         if type(make_estimator(name)) is type(final):
             return name
@@ -66,14 +69,24 @@ def model_description(pipeline) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ schema
-def input_schema(pipeline, X: pd.DataFrame) -> dict[str, Any]:
-    """The data-dictionary columns the pipeline reads, with their training ranges, levels and missingness."""
+def input_schema(pipeline, X: pd.DataFrame, cohort: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The columns the pipeline reads, with their training ranges, levels and missingness.
+
+    Registry cohorts: the data-dictionary columns. Generic cohorts (``cohort`` gives the ``time`` and ``event``
+    column names, ``time_unit_days`` and optionally ``id``): the training columns themselves
+    (:func:`cartrisk.bundle._generic.generic_schema`).
+    """
     fb = _feature_builder(pipeline)
+    if cohort is not None:
+        from cartrisk.bundle._generic import generic_schema
+
+        return generic_schema(X, list(fb.input_columns_), cohort)
     needed = set(fb.input_columns_)
     unknown = sorted(c for c in needed if c not in _BY_NAME)
     if unknown:
-        raise BundleError(f"the pipeline reads column(s) outside the data dictionary ({', '.join(unknown)}); bundles "
-                          "score registry extracts, so export only models trained on registry-format data")
+        raise BundleError(f"the pipeline reads column(s) outside the data dictionary ({', '.join(unknown)}); export "
+                          "it as a generic-cohort bundle: give export_bundle cohort={'time': ..., 'event': ...} "
+                          "(cartrisk export does so for experiments with [data.roles])")
     columns = []
     for col in (c for c in COLUMNS if c.name in needed):
         entry: dict[str, Any] = {"name": col.name, "role": col.role, "kind": col.kind, "unit": col.unit,
@@ -96,6 +109,44 @@ def input_schema(pipeline, X: pd.DataFrame) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ cohort
+def _month(values: pd.Series) -> pd.Series | None:
+    dates = pd.to_datetime(values, errors="coerce").dropna()
+    return None if dates.empty else dates
+
+
+def training_extras(pipeline, X: pd.DataFrame, y: np.ndarray, frame: pd.DataFrame | None) -> dict[str, Any]:
+    """Aggregates of the training cohort beside its summary: the risk-score distribution (percentiles 1-99, for
+    the case-mix comparison of ``cartrisk validate-model``), the accrual period at month precision (TRIPOD+AI 5b)
+    and the model's parameters per event (item 10). Nothing patient-level."""
+    Xt = pipeline.transform_features(X)
+    risk = np.asarray(pipeline.steps[-1][1].predict(Xt), dtype=float)
+    n_parameters = int(Xt.shape[1])
+    events = int(np.asarray(y[y.dtype.names[0]], dtype=bool).sum())
+    out: dict[str, Any] = {
+        "risk_score_distribution": {"percentiles": [float(v) for v in np.percentile(risk, np.arange(1, 100))],
+                                    "mean": float(risk.mean()), "sd": float(risk.std(ddof=1)) if risk.size > 1
+                                    else 0.0, "n": int(risk.size)},
+        "n_parameters": n_parameters,
+        "events_per_parameter": events / n_parameters if n_parameters else None,
+    }
+    if frame is not None and {"failure_date", "last_contact_date"} <= set(frame.columns):
+        failure, contact = _month(frame["failure_date"]), _month(frame["last_contact_date"])
+        if failure is not None and contact is not None:
+            out["accrual"] = {"first_failure": failure.min().strftime("%Y-%m"),
+                              "last_failure": failure.max().strftime("%Y-%m"),
+                              "end_of_followup": contact.max().strftime("%Y-%m")}
+    return out
+
+
+def evidence_extras(evidence) -> dict[str, Any]:
+    """The performance sections of :class:`~cartrisk.bundle.Evidence`'s independent evaluations, subgroups and
+    sample-size check."""
+    subgroups = evidence.subgroups
+    return {"evaluations": [dict(e) for e in evidence.evaluations],
+            "subgroups": None if subgroups is None else pd.DataFrame(subgroups).to_dict(orient="records"),
+            "sample_size": None if evidence.sample_size is None else dict(evidence.sample_size)}
+
+
 # ------------------------------------------------------------------------------------------------ groups
 def _default_grouper():
     from cartrisk.data.literature import target
@@ -107,8 +158,14 @@ def _default_grouper():
         f"D0-30 failures ({100 * high:.1f}%, DB22), so that it can be set beside the D0-30 rule")
 
 
-def risk_group_section(pipeline, X: pd.DataFrame, risk_groups, y: np.ndarray, horizons_months) -> dict[str, Any]:
-    """Cut-points and labels, and each group's size, predicted and (apparent) observed OS-2 on the training data."""
+def risk_group_section(pipeline, X: pd.DataFrame, risk_groups, y: np.ndarray, horizons_months,
+                       oof_risk: np.ndarray | None = None, oof_source: str = "cross-validation") -> dict[str, Any]:
+    """Cut-points and labels, and each group's size, predicted and (apparent) observed OS-2 on the training data.
+
+    Cut-points that are learned here are learned on the out-of-fold risk scores ``oof_risk`` when given (as
+    ``cartrisk compare-rules`` does: in-sample predictions of a flexible model are optimistic), else on the final
+    model's in-sample risk scores; ``origin`` says which.
+    """
     from cartrisk.groups import RiskGrouper
 
     final = pipeline.steps[-1][1]
@@ -116,15 +173,27 @@ def risk_group_section(pipeline, X: pd.DataFrame, risk_groups, y: np.ndarray, ho
     risk = np.asarray(final.predict(Xt), dtype=float)
     horizons = np.asarray(horizons_months, dtype=float)
     surv = final.predict_survival_at(Xt, months_to_days(horizons))
+    learn_on, learned = risk, "the final model's in-sample training risk scores"
+    if oof_risk is not None:
+        oof_risk = np.asarray(oof_risk, dtype=float)
+        if oof_risk.shape != risk.shape or not np.isfinite(oof_risk).all():
+            raise BundleError(f"oof_risk must hold one finite out-of-fold risk score per training patient "
+                              f"({risk.shape[0]}), got shape {oof_risk.shape}")
+        learn_on, learned = oof_risk, f"out-of-fold training risk scores ({oof_source})"
     origin = "given (a fitted RiskGrouper)"
     if risk_groups is None:
         grouper, origin = _default_grouper()
-        grouper.fit(risk)
+        grouper.fit(learn_on)
+        origin += f"; cut-points learned on the {learned}"
     elif isinstance(risk_groups, RiskGrouper):
         grouper = risk_groups
         if not hasattr(grouper, "cutpoints_"):
-            grouper = risk_groups.fit(risk, surv_curves=surv, times_days=months_to_days(horizons))
-            origin = "given (a RiskGrouper, fitted here on the training risk scores)"
+            if grouper.method == "threshold" or oof_risk is None:
+                grouper = risk_groups.fit(risk, surv_curves=surv, times_days=months_to_days(horizons))
+                origin = "given (a RiskGrouper, fitted here on the final model's in-sample training predictions)"
+            else:
+                grouper = risk_groups.fit(learn_on)
+                origin = f"given (a RiskGrouper, fitted here on the {learned})"
     else:
         cuts = np.asarray(risk_groups, dtype=float)
         if cuts.ndim != 1 or cuts.size < 1 or np.any(np.diff(cuts) <= 0):
@@ -214,9 +283,11 @@ def _comparison(comparison) -> dict[str, Any] | None:
     raise BundleError(f"comparison must be a mapping of label -> CVResult or a GroupComparison, got {type(comparison)}")
 
 
-def performance_section(cv_result, calibration, comparison, concordance, y, meta: Mapping[str, Any]
-                        ) -> dict[str, Any]:
-    """Outer-CV metrics, calibration per horizon, comparison with rules and literature concordance."""
+def performance_section(cv_result, calibration, comparison, concordance, y, meta: Mapping[str, Any],
+                        extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Outer-CV metrics, calibration per horizon, comparison with rules and literature concordance; ``extra`` adds
+    the sections of :class:`cartrisk.bundle.Evidence`'s later fields (independent evaluations, subgroups, sample
+    size)."""
     from cartrisk.evaluation import CVResult
 
     design = meta.get("validation")
@@ -230,4 +301,5 @@ def performance_section(cv_result, calibration, comparison, concordance, y, meta
         "calibration": _calibration(calibration, cv_result, y),
         "comparison": _comparison(comparison),
         "concordance": None if concordance is None else pd.DataFrame(concordance).to_dict(orient="records"),
+        **dict(extra or {}),
     }

@@ -35,7 +35,14 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from cartrisk.bundle import _format, modelcard
-from cartrisk.bundle._info import input_schema, model_description, performance_section, risk_group_section
+from cartrisk.bundle._info import (
+    evidence_extras,
+    input_schema,
+    model_description,
+    performance_section,
+    risk_group_section,
+    training_extras,
+)
 from cartrisk.bundle.provenance import provenance
 from cartrisk.bundle.scoring import BUNDLE_FORMAT
 from cartrisk.bundle.serialise import dump_pipeline
@@ -67,6 +74,16 @@ class Evidence:
         Literature concordance table (:func:`cartrisk.explain.literature`).
     comparison : mapping of label to CVResult, or GroupComparison, optional
         The D0-30 rule (and others) on the same folds, or :func:`cartrisk.groups.compare_groupings`.
+    oof_risk : array, optional
+        Out-of-fold risk scores of the training patients: cut-points learned at export are learned on them
+        (default: ``cv_result.oof_risk`` when it has them), described by ``oof_source``.
+    evaluations : tuple of mapping
+        Evaluations on cohorts other than the training one (``cohort``, ``n``, ``events``, ``design``, ``what``):
+        the model card then no longer says "internal validation only".
+    subgroups : DataFrame, optional
+        Performance by subgroup (:func:`cartrisk.evaluation.subgroup_performance`): model card items 14 and 23b.
+    sample_size : mapping, optional
+        Riley's sample-size check (:func:`cartrisk.evaluation.samplesize.sample_size_check`): model card item 10.
     """
 
     cv_result: Any = None
@@ -74,6 +91,11 @@ class Evidence:
     risk_groups: Any = None
     concordance: pd.DataFrame | None = None
     comparison: Any = None
+    oof_risk: np.ndarray | None = None
+    oof_source: str = "cross-validation"
+    evaluations: tuple[Mapping[str, Any], ...] = ()
+    subgroups: pd.DataFrame | None = None
+    sample_size: Mapping[str, Any] | None = None
 
 
 def export_bundle(
@@ -88,6 +110,10 @@ def export_bundle(
     metadata: Mapping[str, Any] | None = None,
     horizons_months: tuple[float, ...] = DEFAULT_HORIZONS_MONTHS,
     overwrite: bool = False,
+    cohort: Mapping[str, Any] | None = None,
+    data_sha256: str | None = None,
+    lineage: Mapping[str, Any] | None = None,
+    schema: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a fitted pipeline and its evidence as the bundle ``out_dir/name/``.
 
@@ -113,6 +139,15 @@ def export_bundle(
         Horizons of the survival probabilities that scoring reports.
     overwrite : bool
         Replace an existing bundle of that name.
+    cohort : mapping, optional
+        A generic cohort (``[data.roles]``): ``time``, ``event`` (column names), ``time_unit_days`` and optionally
+        ``id``; the schema is then built from the training columns (:mod:`cartrisk.bundle._generic`).
+    data_sha256 : str, optional
+        The data's SHA-256 as the training run recorded it (default: computed here from the training data).
+    lineage : mapping, optional
+        For an updated model (:mod:`cartrisk.bundle.updating`): parent fingerprint, data hash, method and why.
+    schema : mapping, optional
+        The input schema to keep (an updated model keeps its parent's training ranges); default built here.
 
     Returns
     -------
@@ -142,15 +177,21 @@ def export_bundle(
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "model": model_description(pipeline),
         "horizons_months": horizons,
-        "training": {**cohort_summary(y, X, horizons), "data_sha256": frame_hash(frame_for_hash)},
+        "training": {**cohort_summary(y, X, horizons), "data_sha256": data_sha256 or frame_hash(frame_for_hash),
+                     **training_extras(pipeline, X, y, training_frame)},
         "versions": versions,
         "provenance": {k: v for k, v in provenance_info.items() if not k.startswith("version.")},
         "metadata": meta,
     }
-    schema = input_schema(pipeline, X)
-    groups = risk_group_section(pipeline, X, evidence.risk_groups, y, horizons)
+    if lineage is not None:
+        info["lineage"] = dict(lineage)
+    schema = dict(schema) if schema is not None else input_schema(pipeline, X, cohort)
+    oof = evidence.oof_risk
+    if oof is None and getattr(evidence.cv_result, "oof_risk", None) is not None:
+        oof = evidence.cv_result.oof_risk
+    groups = risk_group_section(pipeline, X, evidence.risk_groups, y, horizons, oof, evidence.oof_source)
     performance = performance_section(evidence.cv_result, evidence.calibration, evidence.comparison,
-                                      evidence.concordance, y, meta)
+                                      evidence.concordance, y, meta, extra=evidence_extras(evidence))
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_dir))

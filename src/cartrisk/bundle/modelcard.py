@@ -29,7 +29,7 @@ TRIPOD_AI_ITEMS: tuple[tuple[str, str, str | None, str], ...] = (
     ("3c", "Known health inequalities", None, "not assessed by cartrisk; belongs to the study report"),
     ("4", "Objectives (development and/or evaluation)", "Summary", ""),
     ("5a", "Data sources", "Training cohort", ""),
-    ("5b", "Dates of accrual and end of follow-up", None, "dates are not kept in the bundle (only durations)"),
+    ("5b", "Dates of accrual and end of follow-up", None, "the training extract gave no dates (only durations)"),
     ("6a", "Setting, number and location of centres", None, "not recorded in registry extracts; study report"),
     ("6b", "Eligibility criteria", "Intended use", ""),
     ("6c", "Treatments received", "Predictors", "after-failure treatment is excluded from the predictors"),
@@ -45,7 +45,8 @@ TRIPOD_AI_ITEMS: tuple[tuple[str, str, str | None, str], ...] = (
     ("12a", "Data use (development / evaluation)", "Validation design", ""),
     ("12b", "Predictor handling", "Model", ""),
     ("12c", "Model type, building, tuning, internal validation", "Model; Validation design", ""),
-    ("12d", "Heterogeneity across clusters", None, "not assessed (no centre variable in the data dictionary)"),
+    ("12d", "Heterogeneity across clusters", None, "in the evaluate run (`[evaluation] cluster`, report section "
+     "clusters), not in the bundle"),
     ("12e", "Performance measures", "Discrimination; Calibration", ""),
     ("12f", "Model updating", None, "no updating: the model is exported as developed"),
     ("12g", "How predictions were calculated (evaluation)", "Scoring", ""),
@@ -82,6 +83,15 @@ def _f(value: Any, fmt: str = "{:.3f}") -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
+def _cell(value: Any) -> str:
+    """A table cell: numbers to three decimals (p-values below 0.001 in scientific notation), text as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.1e}" if 0 < abs(value) < 1e-3 else f"{value:.3f}"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -103,7 +113,8 @@ def _summary(info, perf) -> list[str]:
     c = _metric(perf["metrics"], "harrell_c", None)
     return [f"# Model card: {info['name']}", "",
             "## Summary", "",
-            f"Development and internal validation of a `{m['family']}` survival model of OS-2 (overall survival "
+            f"Development and {'internal' if not _evaluations(perf) else 'internal and independent'} validation "
+            f"of a `{m['family']}` survival model of OS-2 (overall survival "
             "after large B-cell lymphoma fails anti-CD19 CAR T-cell therapy), trained on "
             f"{t['n']:,} patients with {t['events']:,} deaths; cross-validated Harrell's C {c}. It gives a risk "
             f"score, survival at {', '.join(f'{h:g}' for h in info['horizons_months'])} months and a risk group."
@@ -168,6 +179,10 @@ def _cohort(info) -> list[str]:
         source += " (simulated, calibrated to published DESCAR-T figures"
         source += "; inferred from SIM- identifiers)" if meta.get("simulated_inferred") else ")"
     rows = [("source", source), *cohort_table(t).itertuples(index=False, name=None)]
+    if t.get("accrual"):
+        a = t["accrual"]
+        rows.append(("accrual (failure dates)", f"{a['first_failure']} to {a['last_failure']}"))
+        rows.append(("end of follow-up", a["end_of_followup"]))
     rows.append(("data SHA-256", f"`{t['data_sha256']}`"))
     return ["## Training cohort", "", *_table(("quantity", "value"), rows)]
 
@@ -182,11 +197,83 @@ def _model(info) -> list[str]:
             "load it with `cartrisk.load_bundle`.", ""]
 
 
+def _evaluations(perf) -> list[Mapping[str, Any]]:
+    return list(perf.get("evaluations") or [])
+
+
 def _validation(perf) -> list[str]:
-    return ["## Validation design", "",
-            f"{perf.get('validation') or 'not recorded (no cross-validation result was given at export)'}. "
-            "The exported model is refitted on all training patients; metrics come from held-out folds. "
-            "Internal validation only: no external or temporal validation cohort.", ""]
+    lines = ["## Validation design", "",
+             f"{perf.get('validation') or 'not recorded (no cross-validation result was given at export)'}. "
+             "The exported model is refitted on all training patients; metrics come from held-out folds."]
+    evaluations = _evaluations(perf)
+    if not evaluations:
+        return [*lines[:-1], lines[-1] + " Internal validation only: no external or temporal validation cohort.", ""]
+    lines += ["", "Also evaluated on cohorts other than the training one:", ""]
+    lines += [f"- {e.get('cohort', 'another cohort')} ({_count(e.get('n'))} patients"
+              f"{', ' + _count(e.get('events')) + ' deaths' if e.get('events') is not None else ''}): "
+              f"{e.get('what', '')}" for e in evaluations]
+    return lines + [""]
+
+
+def _count(value: Any) -> str:
+    return "?" if value is None else f"{int(value):,}"
+
+
+def _lineage(info) -> list[str]:
+    lin = info.get("lineage")
+    if not lin:
+        return []
+    parent = lin["parent"]
+    rows = [(r["comparison"], f"{r['lr']:.2f}", r["df"], f"{r['p_value']:.3g}") for r in lin.get("tests", [])]
+    ci = ""
+    if lin.get("intercept_exp_ci"):
+        lo, hi = lin["intercept_exp_ci"]
+        ci += f" (95% CI {lo:.3f}-{hi:.3f})"
+    slope_ci = f" (95% CI {lin['slope_ci'][0]:.3f}-{lin['slope_ci'][1]:.3f})" if lin.get("slope_ci") else ""
+    return ["## Updating", "",
+            f"Updated from bundle `{parent['name']}` (fingerprint `{parent['fingerprint']}`) on {lin['update_data']} "
+            f"(SHA-256 `{lin['update_data_sha256']}`; {lin['n']:,} patients, {lin['deaths_by_horizon']:,} deaths by "
+            f"{lin['horizon_months']:g} months). Method asked: `{lin['method_requested']}`; applied: "
+            f"`{lin['method']}`. {lin['reason']}.", "",
+            f"Baseline hazard multiplied by {lin['baseline_hazard_factor']:.3f}{ci}; calibration slope "
+            f"{lin['slope']:.3f}{slope_ci}. Closed testing procedure (Vergouwe et al., Stat Med 2017), "
+            f"likelihood-ratio tests at level {lin.get('alpha', 0.05):g} on the Poisson full likelihood:", "",
+            *_table(("comparison", "LR", "df", "p"), rows)]
+
+
+def _subgroups(perf) -> list[str]:
+    rows = perf.get("subgroups")
+    if not rows:
+        return []
+    out = []
+    for r in rows:
+        if r["metric"] != "harrell_c" and r["variable"] != "all":
+            continue
+        out.append((r["variable"], r["subgroup"], _count(r["n"]), _count(r["events"]), r["metric"],
+                    f"{_f(r['estimate'])} [{_f(r['lower'])}, {_f(r['upper'])}]", "yes" if r["flag"] else ""))
+    flagged = [r for r in rows if r["flag"]]
+    note = ("No subgroup's interval excludes the overall value." if not flagged else
+            "Flagged (interval excludes the overall value): " + "; ".join(
+                f"{r['variable']} {r['subgroup']} {r['metric']} {_f(r['estimate'])}" for r in flagged) + ".")
+    return ["## Performance in subgroups", "",
+            "Harrell's C by subgroup on out-of-fold predictions (O/E and calibration slope are in "
+            "performance.json), 95% bootstrap intervals. " + note, "",
+            *_table(("variable", "subgroup", "patients", "deaths", "metric", "estimate [95% CI]", "flag"), out)]
+
+
+def _sample_size(info, perf) -> list[str]:
+    t = info["training"]
+    if t.get("n_parameters") is None:
+        return []
+    epp = t.get("events_per_parameter")
+    text = (f"{t['n']:,} patients, {t['events']:,} deaths, {t['n_parameters']} model parameters (features after "
+            f"encoding): {_f(epp, '{:.1f}')} deaths per parameter.")
+    ss = perf.get("sample_size")
+    if ss:
+        text += (f" Riley et al. (Stat Med 2019): apparent Cox-Snell R2 {_f(ss.get('r2_cs'))}, expected shrinkage "
+                 f"{_f(ss.get('expected_shrinkage'), '{:.2f}')} (target 0.9); minimum size for these parameters "
+                 f"{_f(ss.get('required_n'), '{:,.0f}')} patients.")
+    return ["## Sample size", "", text, ""]
 
 
 def _performance(info, perf) -> list[str]:
@@ -240,9 +327,10 @@ def _comparison(info, perf) -> list[str]:
         rows = [(r.get("grouping", r.get("index", "")), _f(r.get("harrell_c")), _f(r.get("logrank_p"), "{:.2g}"))
                 for r in comp["discrimination"]]
         lines += _table(("grouping", "Harrell's C", "log-rank p"), rows)
-        rows = [tuple(str(v) for v in r.values()) for r in comp["c_differences"]]
+        keys = [k for k in (comp["c_differences"][0].keys() if comp["c_differences"] else []) if k != "index"]
+        rows = [tuple(_cell(r[k]) for k in keys) for r in comp["c_differences"]]
         if rows:
-            lines += _table(tuple(comp["c_differences"][0].keys()), rows)
+            lines += _table(tuple(keys), rows)
         return lines
     models = {"this model": perf["metrics"], **comp["models"]}
     measures = [("harrell_c", None, "Harrell's C"), ("uno_c", max(hs), "Uno's C")]
@@ -261,20 +349,27 @@ def _concordance(perf) -> list[str]:
     return lines + _table(tuple(rows[0].keys()), [tuple(str(v) for v in r.values()) for r in rows])
 
 
-def _limits(info) -> list[str]:
+def _limits(info, perf, groups) -> list[str]:
     sim = ["- The training data are simulated: figures describe the simulator, not patients."] \
         if info["metadata"].get("simulated") else []
-    return ["## Known limits", "", *sim,
-            "- Internal validation only; performance in other centres, countries, products or later years is "
-            "unknown: validate externally (and temporally) before any clinical use.",
+    external = ("- Internal validation only; performance in other centres, countries, products or later years is "
+                "unknown: validate externally (and temporally, `cartrisk validate-model`) before any clinical use."
+                if not _evaluations(perf) else
+                "- Evaluated beyond the training cohort only as listed under Validation design; performance in other "
+                "centres, countries, products or later years remains to be shown (`cartrisk validate-model`).")
+    cut = ("- Risk-group cut-points: " + groups["origin"] + "." if groups else "- No risk groups.")
+    fair = ("- Fairness across sex, age or other subgroups was not assessed; future work should, with external data."
+            if not perf.get("subgroups") else
+            "- Subgroup performance (Performance in subgroups) comes from the training cohort's out-of-fold "
+            "predictions; small subgroups have wide intervals.")
+    return ["## Known limits", "", *sim, external,
             "- Cross-validation intervals come from correlated folds and are too narrow to be formal confidence "
             "intervals.",
             "- Missing values are imputed with training medians; patients whose data are missing for reasons other "
             "than in training may be mis-predicted.",
-            "- Calibration holds for the training population's baseline risk; recalibrate before use elsewhere.",
-            "- Risk-group cut-points are fitted on the training predictions of the final model.",
-            "- Fairness across sex, age or other subgroups was not assessed; future work should, with external data.",
-            ""]
+            "- Calibration holds for the training population's baseline risk; recalibrate before use elsewhere "
+            "(`cartrisk update-model`).",
+            cut, fair, ""]
 
 
 def _scoring(info) -> list[str]:
@@ -294,8 +389,37 @@ def _reproducibility(info) -> list[str]:
     return ["## Reproducibility", "", *_table(("item", "value"), rows)]
 
 
-def _tripod() -> list[str]:
-    rows = [(item, topic, where or "not covered", note) for item, topic, where, note in TRIPOD_AI_ITEMS]
+def _tripod_items(info, perf) -> list[tuple[str, str, str | None, str]]:
+    """TRIPOD_AI_ITEMS with the rows this bundle's evidence fills."""
+    t, evaluations, lin = info["training"], _evaluations(perf), info.get("lineage")
+    over: dict[str, tuple[str | None, str]] = {}
+    if t.get("accrual"):
+        a = t["accrual"]
+        over["5b"] = ("Training cohort", f"failures {a['first_failure']} to {a['last_failure']}, follow-up to "
+                                         f"{a['end_of_followup']} (month precision)")
+    if t.get("n_parameters") is not None:
+        over["10"] = ("Sample size", "deaths per parameter" + ("; Riley et al. criteria" if perf.get("sample_size")
+                                                                else "; no Riley calculation was given at export"))
+    if evaluations:
+        where = "; ".join(e.get("cohort", "another cohort") for e in evaluations)
+        over["16"] = ("Validation design", f"evaluated also on: {where}")
+        over["20c"] = ("Validation design", f"separate evaluation cohort(s): {where}")
+    if perf.get("subgroups"):
+        over["14"] = ("Performance in subgroups", "C, O/E and slope by sex, age band, product, histology, failure "
+                                                  "window (out-of-fold)")
+        over["23b"] = ("Performance in subgroups", "subgroups whose interval excludes the overall value are flagged")
+    if lin:
+        over["12f"] = ("Updating", f"{lin['method']} update of bundle {lin['parent']['name']}")
+        over["24"] = ("Updating", "closed testing and the update's parameters")
+    over["23a"] = ("Discrimination; Calibration",
+                   "fold-to-fold 95% intervals only (a guide, not formal confidence intervals)"
+                   + ("; bootstrap 95% CIs for subgroups" if perf.get("subgroups") else "")
+                   + "; `cartrisk validate-model` gives bootstrap 95% CIs on a new cohort")
+    return [(item, topic, *over.get(item, (where, note))) for item, topic, where, note in TRIPOD_AI_ITEMS]
+
+
+def _tripod(info, perf) -> list[str]:
+    rows = [(item, topic, where or "not covered", note) for item, topic, where, note in _tripod_items(info, perf)]
     return ["## TRIPOD+AI items", "",
             "Where this card covers each item of the TRIPOD+AI checklist (Collins et al., BMJ 2024;385:e078378); "
             "items about the study rather than the model are left to the study report.", "",
@@ -307,7 +431,9 @@ def render(info: Mapping[str, Any], schema: Mapping[str, Any], groups: Mapping[s
     """The model card as Markdown, from the contents of ``bundle.json``, ``schema.json``, ``risk_groups.json``
     (or None) and ``performance.json``."""
     lines = [*_summary(info, performance), *_intended_use(info, schema), *_outcome(info),
-             *_predictors(info, schema), *_cohort(info), *_model(info), *_validation(performance),
-             *_performance(info, performance), *_groups(groups), *_comparison(info, performance),
-             *_concordance(performance), *_scoring(info), *_limits(info), *_reproducibility(info), *_tripod()]
+             *_predictors(info, schema), *_cohort(info), *_sample_size(info, performance), *_model(info),
+             *_validation(performance), *_lineage(info), *_performance(info, performance),
+             *_subgroups(performance), *_groups(groups), *_comparison(info, performance),
+             *_concordance(performance), *_scoring(info), *_limits(info, performance, groups),
+             *_reproducibility(info), *_tripod(info, performance)]
     return "\n".join(lines).rstrip() + "\n"

@@ -108,8 +108,13 @@ class Bundle:
 
         Returns :func:`cartrisk.data.schema.validate`'s result, with a problem for each column the model reads
         that the file lacks entirely (cells may be empty: the model imputes them; a missing column is
-        usually a misnamed one).
+        usually a misnamed one). A generic-cohort bundle checks the file against its own schema
+        (:func:`cartrisk.bundle._generic.validate_generic`).
         """
+        if self.schema.get("cohort") == "generic":
+            from cartrisk.bundle._generic import validate_generic
+
+            return validate_generic(frame, self.schema, source=source)
         result = validate(frame, source=source, require_outcome=False)
         flagged = {p.column for p in result.problems if p.row is None}
         for name in self.input_columns:

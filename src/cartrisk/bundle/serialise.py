@@ -36,6 +36,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "cartrisk.estimators.boosting.GBSA",
     "cartrisk.estimators.xgb.XGBCox",
     "cartrisk.estimators.xgb.XGBAFT",
+    "cartrisk.estimators.recalibrated.RecalibratedSurvival",
     "cartrisk.modelling.rules.D0_30Rule",
     "cartrisk.modelling.rules.ThreeWindowRule",
     "cartrisk.modelling.rules.PCPI",
@@ -56,16 +57,34 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 
+def _is_booster(model) -> bool:
+    return model is not None and type(model).__module__.startswith("xgboost") and type(model).__name__ == "Booster"
+
+
 def _booster_holder(pipeline) -> Any | None:
-    """The last step when it keeps an XGBoost booster in ``model_``, else None."""
+    """The last step when it keeps an XGBoost booster in ``model_`` (or wraps, as ``base_estimator``, a model that
+    does: an updated bundle), else None."""
     steps = getattr(pipeline, "steps", None)
     if not steps:  # a bare estimator or a reference rule
         return None
     final = steps[-1][1]
-    model = getattr(final, "model_", None)
-    if model is not None and type(model).__module__.startswith("xgboost") and type(model).__name__ == "Booster":
+    if _is_booster(getattr(final, "model_", None)):
+        return final
+    if _is_booster(getattr(getattr(final, "base_estimator", None), "model_", None)):
         return final
     return None
+
+
+def _detach(holder):
+    """A copy of the holder without its booster, and the booster."""
+    if _is_booster(getattr(holder, "model_", None)):
+        detached = copy.copy(holder)
+        del detached.model_
+        return detached, holder.model_
+    base, detached = copy.copy(holder.base_estimator), copy.copy(holder)
+    del base.model_
+    detached.base_estimator = base
+    return detached, holder.base_estimator.model_
 
 
 def _check_types(untrusted: list[str], allowed: tuple[str, ...], what: str) -> None:
@@ -87,9 +106,8 @@ def dump_pipeline(pipeline, directory: Path) -> list[str]:
     holder = _booster_holder(pipeline)
     to_save, written = pipeline, [PIPELINE_FILE]
     if holder is not None:
-        holder.model_.save_model(str(directory / BOOSTER_FILE))
-        detached = copy.copy(holder)
-        del detached.model_
+        detached, booster = _detach(holder)
+        booster.save_model(str(directory / BOOSTER_FILE))
         to_save = copy.copy(pipeline)
         to_save.steps = [*pipeline.steps[:-1], (pipeline.steps[-1][0], detached)]
         written.append(BOOSTER_FILE)
@@ -118,6 +136,8 @@ def load_pipeline(path: Path, *, allowed: tuple[str, ...] = TRUSTED_TYPES, boost
         import xgboost
 
         final = pipeline.steps[-1][1]
+        if type(final).__name__ == "RecalibratedSurvival":
+            final = final.base_estimator  # an updated bundle: the booster belongs to the wrapped model
         model = xgboost.Booster()
         model.load_model(str(booster))
         n_jobs = getattr(final, "n_jobs", None)

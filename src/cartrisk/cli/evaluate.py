@@ -35,5 +35,10 @@ def evaluate(
         report = evaluate_experiment(cfg, tracker=tracker, progress=progress)
     print_frame(summary_table(report), title=f"{cfg.name}: {report.dataset.name}, {cfg.evaluation.n_splits}-fold CV "
                 f"x {cfg.evaluation.n_repeats} (mean [95% interval])")
+    for label, res in report.clusters.items():
+        print_frame(res.pooled, title=f"{label}: internal-external validation by {cfg.evaluation.cluster} "
+                    f"({res.design}), REML pooled")
+    for note in report.notes:
+        console.print(f"warning: {note}", highlight=False, markup=False, soft_wrap=True)
     if report.run_id:
         console.print(f"MLflow run {report.run_id} in {tracker.tracking_uri}")

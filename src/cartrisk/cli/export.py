@@ -29,13 +29,16 @@ def export_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a bundle of that name.")] = False,
     register: Annotated[bool, typer.Option("--register", help="Also register it in the MLflow model registry "
                                                               "(pyfunc model).")] = False,
+    model: Annotated[str | None, typer.Option("--model", help="With --run of an evaluate run holding several "
+                                                              "models: the model's name.")] = None,
 ) -> None:
     """Export a model from MLflow as a bundle: skops pipeline, schema, metrics, checksums and MODEL_CARD.md."""
     from cartrisk.bundle import load_bundle, summary_line
     from cartrisk.tracking.runs import export_from_tracking
 
     path = export_from_tracking(name=name, models_dir=models_dir, run_id=run, study=study, trial=trial,
-                                tracking_uri=tracking_uri, data=data, overwrite=overwrite, register=register)
+                                tracking_uri=tracking_uri, data=data, overwrite=overwrite, register=register,
+                                model=model)
     bundle = load_bundle(path)
     console.print(f"exported {summary_line(bundle)}", highlight=False)
     console.print(f"bundle {path} (model card {path / 'MODEL_CARD.md'})", highlight=False)

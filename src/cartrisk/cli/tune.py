@@ -104,9 +104,18 @@ def tune(
         tracker = Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment or cfg.name)
     if logging.getLogger("cartrisk").getEffectiveLevel() > logging.INFO:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial only with --verbose
+    from cartrisk.data.datasets import load_dataset
+    from cartrisk.workflows.heterogeneity import sample_size_notes, tune_heterogeneity
+
+    _, notes = sample_size_notes(cfg, load_dataset(cfg.data, seed=cfg.seed))
+    for note in notes:
+        err_console.print(f"warning: {note}", highlight=False, markup=False, soft_wrap=True)
     with sigterm_as_interrupt(), tuning_progress() as progress:
         result = run_study(cfg, tracker=tracker, storage=storage, n_trials=trials, timeout=timeout, resume=resume,
                            progress=progress, workers=workers)
+    for label, res in tune_heterogeneity(cfg, result, tracker).items():
+        print_frame(res.pooled, title=f"{label}: internal-external validation by {cfg.evaluation.cluster} "
+                    f"({res.design}; hyper-parameters of the final study), REML pooled")
     tables = result_tables(result)
     print_frame(tables["params"], title=f"{cfg.name}: best parameters (final study, refitted on all data)")
     print_frame(tables["objective"], title=f"objective {result.objective} ({result.direction}): inner vs outer",

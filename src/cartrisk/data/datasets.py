@@ -44,6 +44,10 @@ class Dataset:
         The validated registry frame (with ``patient_id``), when ``registry``.
     truth : DataFrame or None
         The simulated registry's true risk, when simulated.
+    extra : DataFrame or None
+        Generic data: the file's columns that are not covariates (outcome, cluster, identifiers), in memory only.
+    roles : RolesConfig or None
+        Generic data: the ``[data.roles]`` they were read with.
     """
 
     X: pd.DataFrame
@@ -53,6 +57,15 @@ class Dataset:
     registry: bool
     frame: pd.DataFrame | None = None
     truth: pd.DataFrame | None = None
+    extra: pd.DataFrame | None = None
+    roles: object | None = None
+
+    def column(self, name: str) -> pd.Series | None:
+        """A column of the cohort by name (covariates, the registry frame, or a generic file's other columns)."""
+        for source in (self.X, self.frame, self.extra):
+            if source is not None and name in source:
+                return source[name].reset_index(drop=True)
+        return None
 
 
 def _registry(frame: pd.DataFrame, name: str, source: str, truth=None) -> Dataset:
@@ -83,8 +96,13 @@ def _generic(frame: pd.DataFrame, cfg: DataConfig, name: str) -> Dataset:
     for c in X.columns:  # pandas categoricals become plain labels so one-hot encoding sees strings
         if isinstance(X[c].dtype, pd.CategoricalDtype):
             X[c] = X[c].astype(object)
+        elif not pd.api.types.is_numeric_dtype(X[c]):  # a CSV is read as text: numbers become numbers again
+            numbers = pd.to_numeric(X[c], errors="coerce")
+            if numbers.notna().sum() == X[c].notna().sum():
+                X[c] = numbers.astype(float)
     content = X.assign(_time=time, _event=event)
-    return Dataset(X=X, y=y, name=name, data_hash=frame_hash(content), registry=False)
+    extra = frame.drop(columns=[c for c in frame.columns if c in X.columns])
+    return Dataset(X=X, y=y, name=name, data_hash=frame_hash(content), registry=False, extra=extra, roles=roles)
 
 
 def load_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:

@@ -33,6 +33,7 @@ __all__ = [
     "GROUPS",
     "feature_codings",
     "literature_features",
+    "method_constants",
     "reference_ranges",
     "registry_facts",
     "risk_factors",
@@ -263,3 +264,9 @@ def literature_features() -> list[str]:
     """The ``literature`` feature set: the codings, then the factors reported on a continuous scale."""
     section = _data()["literature_features"]
     return [c["name"] for c in section["codings"]] + list(section["continuous"])
+
+
+def method_constants() -> dict[str, Any]:
+    """Conventions of the validation methods (Riley's sample-size targets, the closed test's level), each table
+    with its ``source``. A fresh copy on every call."""
+    return copy.deepcopy(_data()["methods"])

@@ -12,6 +12,7 @@ from ._base import SlowFitWarning, SurvivalEstimator, SurvivalStepFunction
 from .boosting import GBSA, GBSA_WARN_N_SAMPLES
 from .forest import RSF, ExtraTrees, coarsen_survival_times
 from .linear import Coxnet, CoxPH
+from .recalibrated import RecalibratedSurvival
 from .registry import ESTIMATORS, make_estimator
 from .xgb import XGBAFT, AFTSurvivalFunction, XGBCox
 
@@ -20,6 +21,7 @@ __all__ = [
     "GBSA",
     "GBSA_WARN_N_SAMPLES",
     "RSF",
+    "RecalibratedSurvival",
     "XGBAFT",
     "AFTSurvivalFunction",
     "CoxPH",

@@ -1,23 +1,119 @@
-"""Figures of model performance: the calibration curve of predicted survival at one horizon.
-
-Drawn on matplotlib Figures with their own Agg canvas (:func:`cartrisk.plotting.new_figure`); the caller
-writes them (:func:`cartrisk.plotting.save_figure`).
+"""Figures of model performance: calibration curves (one validation with its bootstrap band, or several sets of
+predictions at one horizon), the case-mix comparison of risk scores, and the forest plot of clusters or subgroups.
+Each returns a :class:`matplotlib.figure.Figure`; the caller saves it (:func:`cartrisk.plotting.save_figure`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from cartrisk.evaluation.calibration import HorizonCalibration
-from cartrisk.plotting import SERIES_COLOURS, new_figure
+from cartrisk.plotting import GROUP_COLOURS, SERIES_COLOURS, new_figure
 
-__all__ = ["calibration_curve_figure"]
+__all__ = ["calibration_curve_figure", "case_mix_figure", "forest_figure", "horizon_calibration_figure"]
 
 
-def calibration_curve_figure(curves: Mapping[str, HorizonCalibration], *, title: str | None = None) -> Figure:
+def calibration_curve_figure(curve: pd.DataFrame, deciles: pd.DataFrame, *, horizon_months: float,
+                             title: str | None = None) -> Figure:
+    """Observed against predicted risk of death by the horizon: the smoothed curve (Austin et al. 2020) with its
+    bootstrap band, deciles of predicted risk with their Kaplan-Meier risk (95% CI), and the diagonal."""
+    fig = new_figure(5.2, 5.0)
+    ax = fig.add_subplot()
+    top = float(np.nanmax([curve["predicted"].max(), deciles["mean_predicted"].max(),
+                           np.nanmax(deciles["observed_upper"].to_numpy(float)), 0.05]))
+    top = min(1.0, top * 1.05)
+    ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="ideal")
+    ax.fill_between(curve["predicted"], curve["observed_lower"], curve["observed_upper"], color=GROUP_COLOURS[0],
+                    alpha=0.2, lw=0, label="95% bootstrap band")
+    ax.plot(curve["predicted"], curve["observed"], color=GROUP_COLOURS[0], lw=1.8, label="smoothed (RCS Cox)")
+    err = np.vstack([deciles["observed"] - deciles["observed_lower"], deciles["observed_upper"] - deciles["observed"]])
+    ax.errorbar(deciles["mean_predicted"], deciles["observed"], yerr=np.clip(np.nan_to_num(err), 0, None), fmt="o",
+                color=GROUP_COLOURS[3], ms=4, capsize=2, label="deciles (Kaplan-Meier, 95% CI)")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"predicted risk of death by {horizon_months:g} months")
+    ax.set_ylabel(f"observed risk of death by {horizon_months:g} months")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small", frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def case_mix_figure(development: Mapping[str, float | Sequence[float]] | None, validation: np.ndarray, *,
+                    membership_c: float | None = None, title: str | None = None) -> Figure:
+    """Distribution of the risk score (the linear predictor of a Cox model) in the validation cohort, against
+    the development cohort's percentiles (stored in the bundle), with the C of membership."""
+    fig = new_figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    validation = np.asarray(validation, dtype=float)
+    pct = np.asarray(development["percentiles"], dtype=float) if development else np.empty(0)
+    lo = np.nanmin(np.concatenate([validation, pct]))
+    hi = np.nanmax(np.concatenate([validation, pct]))
+    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
+    ax.hist(validation, bins=bins, density=True, color=GROUP_COLOURS[3], alpha=0.45,
+            label=f"validation (n={validation.size:,})")
+    if pct.size:
+        # each of the 99 percentiles stands for 1% of the development cohort
+        ax.hist(pct, bins=bins, density=True, histtype="step", color=GROUP_COLOURS[0], lw=1.8,
+                label=f"development (n={int(development['n']):,}; percentiles)")
+    ax.set_xlabel("risk score (linear predictor)")
+    ax.set_ylabel("density")
+    ax.grid(alpha=0.3)
+    note = "" if membership_c is None or not np.isfinite(membership_c) else f"; membership C {membership_c:.2f}"
+    ax.set_title((title or "case mix: development vs validation") + note, fontsize="medium")
+    ax.legend(fontsize="small", frameon=False)
+    return fig
+
+
+def forest_figure(rows: pd.DataFrame, *, label: str, estimate: str = "estimate", lower: str = "lower",
+                  upper: str = "upper", pooled: Mapping[str, float] | None = None, reference: float | None = None,
+                  xlabel: str = "", title: str | None = None, log_scale: bool = False) -> Figure:
+    """A forest plot: one row per cluster or subgroup (estimate and interval), the pooled estimate as a diamond
+    with its 95% prediction interval as a line (``pooled``: ``estimate, lower, upper, pi_lower, pi_upper``), and a
+    reference line (``reference``, e.g. the overall value or 1)."""
+    rows = rows.reset_index(drop=True)
+    n = len(rows)
+    fig = new_figure(6.4, 1.2 + 0.28 * (n + 2))
+    ax = fig.add_subplot()
+    ys = np.arange(n, 0, -1, dtype=float)
+    flagged = rows["flag"].to_numpy(bool) if "flag" in rows else np.zeros(n, bool)
+    for y, (_, r), flag in zip(ys, rows.iterrows(), flagged, strict=True):
+        colour = GROUP_COLOURS[3] if flag else GROUP_COLOURS[0]
+        if np.isfinite(r[lower]) and np.isfinite(r[upper]):
+            ax.plot([r[lower], r[upper]], [y, y], color=colour, lw=1.4)
+        ax.plot(r[estimate], y, "s", color=colour, ms=4)
+    ax.set_yticks(list(ys), [str(v) for v in rows[label]], fontsize="small")
+    if pooled is not None:
+        y = -0.2
+        mid, lo, hi = pooled["estimate"], pooled["lower"], pooled["upper"]
+        ax.fill([lo, mid, hi, mid], [y, y + 0.35, y, y - 0.35], color="black")
+        if np.isfinite(pooled.get("pi_lower", np.nan)):
+            ax.plot([pooled["pi_lower"], pooled["pi_upper"]], [y - 0.6, y - 0.6], color="black", lw=1.2,
+                    label="95% prediction interval")
+        ax.set_yticks([*ys, y], [*[str(v) for v in rows[label]], "pooled (REML)"], fontsize="small")
+        ax.legend(fontsize="x-small", frameon=False, loc="lower right")
+    if reference is not None and np.isfinite(reference):
+        ax.axvline(reference, color="grey", lw=0.8, ls="--")
+    if log_scale:
+        ax.set_xscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    return fig
+
+
+def horizon_calibration_figure(curves: Mapping[str, HorizonCalibration], *, title: str | None = None) -> Figure:
     """Observed against predicted probability of death by a horizon, one curve per set of predictions.
 
     Each curve is the smoothed observed probability (:func:`~cartrisk.evaluation.calibration_at_horizon`:

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cartrisk.bundle import Evidence, export_bundle, load_bundle
 from cartrisk.bundle.serialise import BOOSTER_FILE, PIPELINE_FILE, load_pipeline
 from cartrisk.config import DEFAULT_TRACKING_URI, parse_experiment
@@ -56,19 +58,44 @@ def _study_run(tracker, study: str):
                       f"in {tracker.tracking_uri}; run `cartrisk tune` first, or check the study name")
 
 
-def resolve_run(tracker, *, run_id: str | None = None, study: str | None = None, trial: int | None = None):
+def _model_child(tracker, run, model: str | None):
+    """The model run of an evaluate parent run: its only model, or the one named ``model``."""
+    children = tracker.find_runs({"cartrisk.kind": "model"}, parent_run_id=run.info.run_id)
+    names = {c.data.tags.get("mlflow.runName", c.info.run_id): c for c in children}
+    if model is not None:
+        if model not in names:
+            raise BundleError(f"run {run.info.run_id} has no model run named '{model}'; its models are: "
+                              f"{', '.join(sorted(names)) or '(none)'}")
+        return names[model]
+    if len(names) == 1:
+        return next(iter(names.values()))
+    raise BundleError(f"run {run.info.run_id} is an evaluate run with {len(names)} models "
+                      f"({', '.join(sorted(names)) or 'none'}); pick one with --model NAME")
+
+
+def resolve_run(tracker, *, run_id: str | None = None, study: str | None = None, trial: int | None = None,
+                model: str | None = None):
     """The MLflow run that holds the chosen model (checked to hold ``model/pipeline.skops``).
 
-    A study resolves to its own run when that holds a pipeline, else to its parent tuning run, which holds the
-    best pipeline refitted on all data, when the study is the final one (``NAME`` or ``NAME.final``).
+    A run id may name a model run of ``cartrisk evaluate``, or its parent run when that holds one model (or
+    ``model`` names one). A study resolves to its own run when that holds a pipeline, else to its parent tuning run,
+    which holds the best pipeline refitted on all data, when the study is the final one (``NAME`` or
+    ``NAME.final``).
     """
     if (run_id is None) == (study is None):
         raise BundleError("choose the model with exactly one of a run id (--run) or a study name (--study)")
     if trial is not None and study is None:
         raise BundleError("--trial N selects a trial of a study: give --study NAME too")
+    if model is not None and run_id is None:
+        raise BundleError("--model NAME picks a model of an evaluate run: give --run RUN_ID (the evaluate run) too")
     if run_id is not None:
         run = _get_run(tracker, run_id)
         what = f"run {run_id}"
+        if run.data.tags.get("cartrisk.kind") == "evaluation":
+            run = _model_child(tracker, run, model)
+            what = f"model '{run.data.tags.get('mlflow.runName')}' of evaluate run {run_id}"
+        elif model is not None:
+            raise BundleError(f"--model {model}: run {run_id} is not an evaluate run; give the evaluate (parent) run")
     else:
         tagged, run = _study_run(tracker, study)
         what = f"study '{tagged}'"
@@ -141,13 +168,14 @@ def _text_artifact(tracker, run_id: str, name: str) -> str | None:
 
 
 def _training_data(tracker, run, data: str | Path | None):
-    """(validated training frame, data source name, experiment config or None, the run holding it)."""
+    """(training Dataset, data source name, experiment config or None, the run holding it)."""
     expected = run.data.tags.get("data_sha256")
     parent_id = run.data.tags.get("mlflow.parentRunId")
     holders = [run] + ([_get_run(tracker, parent_id)] if parent_id else [])
     cfg, holder = None, None
     if data is not None:
         frame, name = load_cohort(data), str(data)
+        dataset = _registry_dataset(frame, name)
     else:
         for candidate in holders:
             text = _text_artifact(tracker, candidate.info.run_id, "experiment.toml")
@@ -157,13 +185,23 @@ def _training_data(tracker, run, data: str | Path | None):
         if cfg is None:
             raise BundleError(f"run {run.info.run_id} (and its parent) logged no experiment.toml to re-create the "
                               "training data from; give the training extract with --data PATH")
-        frame, name = _dataset(cfg)
-    actual = frame_hash(frame.drop(columns=["patient_id"], errors="ignore"))
+        dataset = load_dataset(cfg.data, seed=cfg.seed)
+        name = dataset.name
+    actual = dataset.data_hash
     if expected and actual != expected:
         where = f"{data}" if data is not None else f"the data re-created from experiment '{cfg.name}'"
         raise BundleError(f"{where} (SHA-256 {actual[:16]}...) is not the data run {run.info.run_id} was trained on "
                           f"(data_sha256 {expected[:16]}...); give the exact training extract with --data PATH")
-    return frame, name, cfg, holder
+    return dataset, name, cfg, holder
+
+
+def _registry_dataset(frame, name: str):
+    from cartrisk.data.datasets import Dataset
+    from cartrisk.data.schema import to_xy
+
+    X, y = to_xy(frame)
+    return Dataset(X=X, y=y, name=name, data_hash=frame_hash(frame.drop(columns=["patient_id"], errors="ignore")),
+                   registry=True, frame=frame)
 
 
 def _config(text: str, holder):
@@ -174,12 +212,41 @@ def _config(text: str, holder):
     return cfg
 
 
-def _dataset(cfg):
-    dataset = load_dataset(cfg.data, seed=cfg.seed)
-    if not dataset.registry or dataset.frame is None:
-        raise BundleError(f"experiment '{cfg.name}' trained on {dataset.name}, not a registry-format cohort; bundles "
-                          "score registry extracts only")
-    return dataset.frame, dataset.name
+def _out_of_fold(pipeline, dataset, cfg, run) -> tuple:
+    """Out-of-fold risk and survival of the run's pipeline specification on its training data (the folds of the
+    evaluate run: event-stratified, its n_splits, its seed), for the bundle's cut-points and subgroups."""
+    from sklearn.base import clone
+
+    from cartrisk.evaluation import EventStratifiedKFold
+    from cartrisk.units import months_to_days
+
+    n_splits = int(run.data.params.get("cv.n_splits", cfg.evaluation.n_splits if cfg else 5))
+    seed = int(run.data.params.get("seed", cfg.seed if cfg else 0))
+    horizon = cfg.evaluation.cluster_horizon_months if cfg else 6.0
+    X, y = dataset.X, dataset.y
+    risk, surv = np.full(len(y), np.nan), np.full(len(y), np.nan)
+    for train, test in EventStratifiedKFold(n_splits, shuffle=True, random_state=seed).split(X, y):
+        fitted = clone(pipeline).fit(X.iloc[train], y[train])
+        risk[test] = fitted.predict(X.iloc[test])
+        surv[test] = fitted.predict_survival_at(X.iloc[test], [months_to_days(horizon)])[:, 0]
+    return risk, surv, horizon, f"event-stratified {n_splits}-fold cross-validation, seed {seed}"
+
+
+def _evidence_extras(pipeline, dataset, cfg, run) -> dict:
+    """Out-of-fold cut-points, subgroups (registry cohorts) and Riley's check for the exported model."""
+    from cartrisk.evaluation.samplesize import sample_size_check
+    from cartrisk.evaluation.subgroups import subgroup_labels, subgroup_performance
+    from cartrisk.units import DAYS_PER_MONTH, months_to_days
+
+    risk, surv, horizon, source = _out_of_fold(pipeline, dataset, cfg, run)
+    extras: dict = {"oof_risk": risk, "oof_source": source}
+    if dataset.frame is not None:
+        labels = subgroup_labels(dataset.frame.reset_index(drop=True))
+        if labels:
+            extras["subgroups"] = subgroup_performance(dataset.y, risk, 1.0 - surv, months_to_days(horizon), labels)
+    Z = pipeline.transform_features(dataset.X).to_numpy(float)
+    extras["sample_size"] = sample_size_check(Z, dataset.y["os2_days"] / DAYS_PER_MONTH, dataset.y["os2_event"])
+    return extras
 
 
 def _rule_results(tracker, run) -> dict[str, dict[str, float]] | None:
@@ -216,13 +283,20 @@ def _design(run, holder) -> str:
 
 def export_from_tracking(*, name: str, models_dir: str | Path = "models", run_id: str | None = None,
                          study: str | None = None, trial: int | None = None, tracking_uri: str | None = None,
-                         data: str | Path | None = None, overwrite: bool = False, register: bool = False) -> Path:
+                         data: str | Path | None = None, overwrite: bool = False, register: bool = False,
+                         model: str | None = None) -> Path:
     """Export the model of an MLflow run or Optuna study as a bundle (see :func:`cartrisk.bundle.export_bundle`);
-    with ``register``, also register it in the same MLflow store as a pyfunc model."""
+    with ``register``, also register it in the same MLflow store as a pyfunc model.
+
+    The bundle's risk-group cut-points are learned on out-of-fold predictions of the run's pipeline specification
+    (the evaluate run's folds), as ``cartrisk compare-rules`` learns them; the model card gets the subgroup
+    performance of those predictions and Riley's sample-size check. Models trained on a generic cohort
+    (``[data.roles]``) export as generic-cohort bundles.
+    """
     tracker = _tracker(tracking_uri)
-    run = resolve_run(tracker, run_id=run_id, study=study, trial=trial)
+    run = resolve_run(tracker, run_id=run_id, study=study, trial=trial, model=model)
     pipeline = pipeline_from_run(run.info.run_id, tracker=tracker)
-    frame, source, cfg, holder = _training_data(tracker, run, data)
+    dataset, source, cfg, holder = _training_data(tracker, run, data)
     horizons = None
     for params in ((holder.data.params if holder is not None else {}), run.data.params):
         if "horizons_months" in params:
@@ -234,9 +308,17 @@ def export_from_tracking(*, name: str, models_dir: str | Path = "models", run_id
     if study is not None:
         meta["study"] = study
     extra = {} if horizons is None else {"horizons_months": horizons}
-    path = export_bundle(pipeline, models_dir, name=name, training_frame=frame,
-                         evidence=Evidence(cv_result=_metrics(run), comparison=_rule_results(tracker, run)),
-                         metadata=meta, overwrite=overwrite, **extra)
+    evidence = Evidence(cv_result=_metrics(run), comparison=_rule_results(tracker, run),
+                        **_evidence_extras(pipeline, dataset, cfg, holder or run))
+    if dataset.registry and dataset.frame is not None:
+        extra["training_frame"] = dataset.frame
+    else:
+        roles = dataset.roles
+        extra.update(X=dataset.X, y=dataset.y, data_sha256=dataset.data_hash,
+                     cohort={"time": roles.time, "event": roles.event, "time_unit_days": roles.time_unit_days,
+                             "id": roles.id})
+    path = export_bundle(pipeline, models_dir, name=name, evidence=evidence, metadata=meta, overwrite=overwrite,
+                         **extra)
     if register:
         experiment = tracker.client.get_experiment(run.info.experiment_id).name
         register_bundle(_tracker(tracker.tracking_uri, experiment), path, name, source_run_id=run.info.run_id)

@@ -7,8 +7,10 @@ inside the models or metrics knows about MLflow.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 from sklearn.base import clone
@@ -27,6 +29,12 @@ from cartrisk.modelling.pipeline import SurvivalPipeline, build_pipeline
 from cartrisk.modelling.rules import make_rule
 from cartrisk.progress import Progress
 from cartrisk.tracking import Tracker
+from cartrisk.workflows.heterogeneity import (
+    cluster_validations,
+    sample_size_notes,
+    subgroups_from_oof,
+    write_clusters,
+)
 
 __all__ = ["EvaluationReport", "evaluate_experiment", "summary_table"]
 
@@ -42,6 +50,10 @@ class EvaluationReport:
     kinds: dict[str, str]
     run_id: str | None = None
     child_run_ids: dict[str, str] = field(default_factory=dict)
+    clusters: dict = field(default_factory=dict)
+    subgroups: dict = field(default_factory=dict)
+    sample_size: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
         """Models and rules side by side (mean and 95% interval of each metric)."""
@@ -82,9 +94,48 @@ def evaluate_experiment(cfg: ExperimentConfig, *, tracker: Tracker | None = None
             progress("models", i + 1, total)
     kinds = {label: kind for label, (kind, _) in candidates.items()}
     report = EvaluationReport(cfg, data, results, kinds)
+    _where_it_holds(report, {k: v for k, (kind, v) in candidates.items() if kind == "model"}, progress)
     if tracker is not None:
         _track(report, {k: v for k, (_, v) in candidates.items()}, tracker)
     return report
+
+
+def _where_it_holds(report: EvaluationReport, models: dict[str, object], progress: Progress | None) -> None:
+    """Sample-size check, subgroups on the out-of-fold predictions, internal-external validation by cluster."""
+    cfg, data = report.config, report.dataset
+    if models:
+        report.sample_size, report.notes = sample_size_notes(cfg, data)
+    report.subgroups = subgroups_from_oof(report.results, data, cfg, report.kinds)
+    if cfg.evaluation.cluster is not None and models:
+        if progress:
+            progress("internal-external validation", 0, 1)
+        report.clusters = cluster_validations(cfg, data, models)
+        if progress:
+            progress("internal-external validation", 1, 1)
+
+
+def _log_sections(report: EvaluationReport, tracker: Tracker, parent: str) -> None:
+    """The ``clusters/`` and ``subgroups/`` report sections of the parent run."""
+    from cartrisk.bundle.validation import write_subgroups
+
+    cfg = report.config
+    with tempfile.TemporaryDirectory() as tmp:
+        written: list[tuple[Path, str]] = []
+        if report.clusters:
+            written += [(p, "clusters") for p in write_clusters(report.clusters, Path(tmp) / "clusters",
+                                                                cfg.evaluation.cluster)]
+        if report.subgroups:
+            label, table = next(iter(report.subgroups.items()))
+            written += [(p, "subgroups") for p in write_subgroups(
+                table, Path(tmp) / "subgroups", horizon_months=cfg.evaluation.cluster_horizon_months,
+                where=f"the out-of-fold predictions of {label}")]
+        for path, folder in written:
+            tracker.log_file(parent, path, folder)
+    if report.sample_size:
+        tracker.log_metrics(parent, {f"sample_size.{k}": v for k, v in report.sample_size.items()})
+    for label, res in report.clusters.items():
+        tracker.log_metrics(parent, {f"clusters.{label}.{r.metric}": r.estimate for r in res.pooled.itertuples()
+                                     if hasattr(r, "estimate")})
 
 
 def _track(report: EvaluationReport, estimators: dict[str, object], tracker: Tracker) -> None:
@@ -101,6 +152,7 @@ def _track(report: EvaluationReport, estimators: dict[str, object], tracker: Tra
             tracker.log_text(parent, cfg.source_text, "experiment.toml")
         tracker.log_text(parent, report.table().to_csv(), "comparison.csv")
         tracker.log_text(parent, summary_table(report).to_csv(index=False), "summary.csv")
+        _log_sections(report, tracker, parent)
         for label, result in report.results.items():
             with tracker.run(label, parent_run_id=parent, tags={"cartrisk.kind": report.kinds[label]}) as child:
                 report.child_run_ids[label] = child

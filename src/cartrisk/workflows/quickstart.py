@@ -152,8 +152,13 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
                                     ComparisonSettings(groups="rule-sized", n_boot=500, random_state=seed))
 
     with _stage("export", seconds, progress):
+        independent = {"cohort": f"an independent simulated cohort (seed {seed + 1})", "n": n_test,
+                       "events": int(groups.patients["os2_event"].sum()),
+                       "what": "risk groups against the D0-30 rule and the PC-PI (hazard ratios, C and its bootstrap "
+                               "difference, reclassification, decision curve, calibration before and after "
+                               "recalibration)"}
         evidence = Evidence(cv_result=study.outer, risk_groups=_d0_30_sized(groups.groupers), concordance=table,
-                            comparison=groups.comparison)
+                            comparison=groups.comparison, evaluations=(independent,))
         bundle = export_bundle(best, models_dir, name=bundle_name, training_frame=typed, evidence=evidence,
                                overwrite=True,
                                metadata={"mlflow_run_id": run_id, "study": study.study_name, "simulated": True})

@@ -19,7 +19,7 @@ from cartrisk.data.dictionary import column_title
 from cartrisk.data.figures import OUTCOME_TARGETS, targets_figure
 from cartrisk.data.simreport import cohort_summary
 from cartrisk.evaluation import CVResult, calibration_at_horizon
-from cartrisk.evaluation.figures import calibration_curve_figure
+from cartrisk.evaluation.figures import horizon_calibration_figure
 from cartrisk.explain.figures import concordance_points, explanation_overview_figure
 from cartrisk.groups import RuleComparison, grouping_title
 from cartrisk.groups.figures import group_histogram_figure
@@ -139,7 +139,7 @@ def calibration_section(folder: Path, groups: RuleComparison) -> list[Path]:
                 curves[stage] = cal
     compact = _csv(pd.DataFrame(rows), folder / "calibration_summary.csv")
     h = groups.horizon_months
-    fig = calibration_curve_figure(curves, title=f"{len(pts):,} independent patients, OS-2 at {h:g} months")
+    fig = horizon_calibration_figure(curves, title=f"{len(pts):,} independent patients, OS-2 at {h:g} months")
     figure = save_figure(fig, folder / f"calibration_curve_{h:g}m.png")
     fitted = curves["as fitted"]
     answer = (f"At {h:g} months the model's predicted OS-2 is close to the observed on {len(pts):,} independent "

@@ -38,7 +38,7 @@ from cartrisk.workflows._style import CSS
 from cartrisk.workflows._tables import IDENTIFIER_COLUMNS, header_text, table_html
 from cartrisk.workflows.sections import SECTION_FILE, Section, read_section
 
-__all__ = ["LABELS", "SECTIONS", "build_report", "header", "render_report"]
+__all__ = ["LABELS", "SECTIONS", "build_report", "header", "render_folders", "render_report"]
 
 #: (artefact folder, heading, one line saying how the section's numbers were obtained), in reading order.
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -119,6 +119,13 @@ LABELS: dict[str, tuple[str, object]] = {
     "estimate": ("estimate", None), "lower": ("lower", None), "upper": ("upper", None),
     "cluster": ("centre", "text"), "centre": ("centre", "text"), "subgroup": ("subgroup", "text"),
     "weight": ("weight", "pct"),
+    "metric": ("measure", "text"), "variable": ("variable", "text"), "overall": ("overall", None),
+    "flag": ("flag", "text"), "k": ("clusters", "int"), "scale": ("scale", "text"),
+    "membership_c": ("C of a membership model", 3), "treat_all": ("treat all", 3), "treat_none": ("treat none", 3),
+    "development_mean": ("development mean", 3), "development_sd": ("development SD", 3),
+    "validation_mean": ("validation mean", 3), "validation_sd": ("validation SD", 3),
+    "observed_survival": ("observed OS-2", 3), "comparison": ("comparison", "text"),
+    "lr": ("likelihood ratio", 2), "df": ("df", "int"), "significant": ("significant", "text"),
     # explanations and the literature
     "mean_abs_shap": ("mean |SHAP|", None), "relative_importance": ("share of the largest", "pct"),
     "spearman": ("Spearman's rho", 2), "agreement": ("agreement (rho)", 2),
@@ -386,4 +393,22 @@ def build_report(run_id: str, *, tracker: Tracker, title: str = "cartrisk: OS-2 
             if folder in known or any(a.path == f"{folder}/{SECTION_FILE}"
                                       for a in tracker.client.list_artifacts(run_id, folder)):
                 tracker.download(run_id, folder, root)
+        return render_report(root, run, title=title)
+
+
+def render_folders(folders: Mapping[str, Path], *, title: str, metrics: Mapping[str, float] | None = None,
+                   name: str = "local folder") -> str:
+    """The report's HTML from section folders on disk (``{"validation": DIR, ...}``), without an MLflow run:
+    ``cartrisk validate-model --report`` renders its output folder through this, with the same renderer."""
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for section, folder in folders.items():
+            target = root / section
+            target.mkdir()
+            for path in Path(folder).iterdir():
+                if path.is_file():
+                    shutil.copy2(path, target / path.name)
+        run = _Run(run_id="(no MLflow run)", name=name, metrics=dict(metrics or {}), params={}, tags={})
         return render_report(root, run, title=title)
