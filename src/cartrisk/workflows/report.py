@@ -54,7 +54,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
      "fitted and after recalibration on out-of-fold training predictions."),
     ("validation", "External validation",
      "The exported model applied unchanged to another cohort: discrimination, calibration and net benefit."),
-    ("clusters", "Internal-external validation",
+    ("clusters", "Internal-external validation across clusters",
      "Each centre (or cluster) held out in turn; estimates pooled by random-effects meta-analysis."),
     ("subgroups", "Performance in subgroups",
      "Discrimination and calibration within subgroups of patients."),
