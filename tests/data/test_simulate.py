@@ -142,7 +142,7 @@ def test_truth_columns_and_survival(cohort):
     frame, truth = cohort
     terms = planted_effects()
     design = terms.loc[terms["kind"] != "null", "term"].tolist()
-    assert list(truth.columns) == ["patient_id", "true_log_hazard", "true_surv_3m", "true_surv_6m", "true_surv_12m",
+    assert list(truth.columns) == ["patient_id", "centre_id", "true_log_hazard", "true_surv_3m", "true_surv_6m", "true_surv_12m",
                                    "event_time_days", "censor_time_days", "progression_time_days", *design]
     s = truth[["true_surv_3m", "true_surv_6m", "true_surv_12m"]].to_numpy()
     assert ((s >= 0) & (s <= 1)).all() and (np.diff(s, axis=1) <= 0).all()
@@ -163,7 +163,7 @@ def test_true_design_from_complete_rows_matches_the_truth(cohort):
     frame, truth = cohort
     needed = ["days_to_failure", "ldh_infusion", "ldh_uln", "crp_infusion", "ferritin_infusion", "ecog_infusion",
               "prior_lines", "age_years", "ldh_failure", "stage_failure", "ecog_failure", "extranodal_failure",
-              "hemoglobin_failure", "best_response"]
+              "hemoglobin_failure", "best_response", "infusion_year"]
     complete = frame[needed].notna().all(axis=1)
     assert complete.sum() > 100
     design = true_design(frame[complete])
@@ -181,7 +181,7 @@ def test_true_design_errors(cohort):
 def test_planted_effects_table():
     terms = planted_effects()
     assert list(terms.columns) == ["term", "columns", "coding", "kind", "log_hr", "hr", "basis"]
-    assert {"linear", "non-linear", "interaction", "null"} == set(terms["kind"])
+    assert {"linear", "non-linear", "interaction", "random effect", "null"} == set(terms["kind"])
     nulls = terms[terms["kind"] == "null"]
     assert {"sex", "crs_grade", "salvage"} <= set(nulls["columns"]) and (nulls["log_hr"] == 0).all()
     rf = literature.risk_factors()

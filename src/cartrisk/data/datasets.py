@@ -8,13 +8,14 @@ features -> estimator -> evaluation code runs on data no one here wrote
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sksurv.util import Surv
 
 from cartrisk.config import DataConfig
+from cartrisk.data.dictionary import declared_columns
 from cartrisk.data.schema import frame_hash, read_extract, to_xy, validate
 from cartrisk.exceptions import ConfigError, SchemaError
 
@@ -44,6 +45,8 @@ class Dataset:
         The validated registry frame (with ``patient_id``), when ``registry``.
     truth : DataFrame or None
         The simulated registry's true risk, when simulated.
+    declared : dict
+        The site's declared covariates (``[data.extra]``: name -> declaration), validated with the extract.
     """
 
     X: pd.DataFrame
@@ -53,13 +56,15 @@ class Dataset:
     registry: bool
     frame: pd.DataFrame | None = None
     truth: pd.DataFrame | None = None
+    declared: dict = field(default_factory=dict)
 
 
-def _registry(frame: pd.DataFrame, name: str, source: str, truth=None) -> Dataset:
-    typed = validate(frame, source=source).raise_if_invalid()
+def _registry(frame: pd.DataFrame, name: str, source: str, truth=None, extra=None) -> Dataset:
+    declared = declared_columns(extra)
+    typed = validate(frame, source=source, extra=declared).raise_if_invalid()
     X, y = to_xy(typed)
     return Dataset(X=X, y=y, name=name, data_hash=frame_hash(typed.drop(columns=["patient_id"])), registry=True,
-                   frame=typed, truth=truth)
+                   frame=typed, truth=truth, declared=dict(extra or {}))
 
 
 def _generic(frame: pd.DataFrame, cfg: DataConfig, name: str) -> Dataset:
@@ -90,6 +95,9 @@ def _generic(frame: pd.DataFrame, cfg: DataConfig, name: str) -> Dataset:
 def load_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
     """Load the data an experiment's ``[data]`` table describes (``seed`` when it gives none)."""
     seed = seed if cfg.seed is None else cfg.seed
+    if cfg.extra and (cfg.roles is not None or cfg.source != "file"):
+        raise ConfigError("[data.extra] declares covariates of a registry extract (data.source = 'file' without "
+                          "[data.roles]); on the generic path every column of the data is usable: remove [data.extra]")
     if cfg.source == "simulated":
         from cartrisk.data.simulate import simulate
 
@@ -101,7 +109,7 @@ def load_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
         raw = read_extract(cfg.path).rename(columns=cfg.columns)
         if cfg.roles is not None:
             return _generic(raw, cfg, cfg.path)
-        return _registry(raw, cfg.path, cfg.path)
+        return _registry(raw, cfg.path, cfg.path, extra=cfg.extra_specs)
     if cfg.source == "sksurv":
         if cfg.dataset not in _SKSURV:
             raise ConfigError(f"data.dataset must be one of {', '.join(_SKSURV)}, got {cfg.dataset!r}")

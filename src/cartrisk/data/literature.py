@@ -14,6 +14,7 @@ tolerances       the named test tolerances (absolute or relative)
 rule_constants   failure windows, the PC-PI and the time-to-progression groups
 reference_ranges laboratory limits the sources leave implicit (assumptions, marked as such)
 registry_facts   registry features reported by the sources (CD19 testing, salvage classes)
+simulation_assumptions the simulated registry's assumed numbers (centres, period, missingness, design HRs)
 feature_codings  binary codings of the established factors, with the sources' cut-points
 literature_features the ``literature`` feature set (the codings, then the continuous factors)
 """
@@ -37,6 +38,7 @@ __all__ = [
     "registry_facts",
     "risk_factors",
     "rule_constants",
+    "simulation_assumptions",
     "sources",
     "target",
     "targets",
@@ -244,6 +246,20 @@ def registry_facts() -> dict[str, Any]:
         ``salvage_class_pct``: first treatment after failure among those treated (DB22).
     """
     return copy.deepcopy(_data()["registry"])
+
+
+def simulation_assumptions() -> dict[str, Any]:
+    """The simulated registry's assumed numbers, every one marked ``source = "ASSUMPTION"``.
+
+    Returns
+    -------
+    dict
+        ``centres`` (number, sizes, random effect SD ``log_hr_sd`` on the baseline log hazard, case-mix shift),
+        ``period`` (log HR per year of infusion and the reference year), ``missing`` (``rates`` per column and
+        the dependence of laboratory values' missingness on the disease burden), ``design_hazard_ratios``.
+        A fresh copy on every call.
+    """
+    return copy.deepcopy(_data()["simulation"])
 
 
 def feature_codings() -> list[dict[str, Any]]:
