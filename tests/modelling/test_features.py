@@ -45,7 +45,10 @@ def test_derived_features():
 
 def test_named_sets():
     assert "log2_days_to_failure" in FEATURE_SETS["infusion"] and "hemoglobin_failure" not in FEATURE_SETS["infusion"]
-    assert "hemoglobin_failure" in FEATURE_SETS["relapse"] and "crs_grade" not in FEATURE_SETS["relapse"]
+    assert "hemoglobin_failure" in FEATURE_SETS["relapse"] and "age_years" not in FEATURE_SETS["relapse"]
+    # CRS and ICANS happen after infusion and before failure: known at failure, not at infusion
+    assert "crs_grade" in FEATURE_SETS["relapse"] and "icans_grade" in FEATURE_SETS["infusion+relapse"]
+    assert "crs_grade" not in FEATURE_SETS["infusion"] and "icans_grade" not in FEATURE_SETS["infusion"]
     assert set(FEATURE_SETS["infusion"]) | set(FEATURE_SETS["relapse"]) == set(FEATURE_SETS["infusion+relapse"])
     assert feature_set_columns("literature") == literature_features()
     assert all("salvage" not in cols for cols in FEATURE_SETS.values())
@@ -82,7 +85,7 @@ def test_outcome_columns_are_refused():
 
 def test_absent_columns_are_skipped_and_recorded():
     fb = FeatureBuilder("infusion").fit(small_frame())
-    assert "crs_grade" in fb.absent_columns_ and "crs_grade" not in fb.columns_
+    assert "bridging" in fb.absent_columns_ and "bridging" not in fb.columns_
 
 
 def test_unknown_category_at_transform_is_ignored():

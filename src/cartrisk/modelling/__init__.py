@@ -17,7 +17,9 @@ _EXPORTS = {
     "SurvivalPipeline": "pipeline",
     "ThreeWindowRule": "rules",
     "build_pipeline": "pipeline",
+    "feature_inputs": "features",
     "feature_set_columns": "features",
+    "resolve_features": "features",
     "make_pipeline": "pipeline",
     "make_rule": "rules",
 }
