@@ -147,7 +147,7 @@ def export_bundle(
         "provenance": {k: v for k, v in provenance_info.items() if not k.startswith("version.")},
         "metadata": meta,
     }
-    schema = input_schema(pipeline, X)
+    schema = input_schema(pipeline, X, y)
     groups = risk_group_section(pipeline, X, evidence.risk_groups, y, horizons)
     performance = performance_section(evidence.cv_result, evidence.calibration, evidence.comparison,
                                       evidence.concordance, y, meta)

@@ -17,6 +17,7 @@ _EXPORTS = {
     "SurvivalPipeline": "pipeline",
     "ThreeWindowRule": "rules",
     "build_pipeline": "pipeline",
+    "check_leakage": "leakage",
     "feature_inputs": "features",
     "feature_set_columns": "features",
     "resolve_features": "features",
