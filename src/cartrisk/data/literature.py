@@ -32,6 +32,7 @@ import pandas as pd
 
 __all__ = [
     "GROUPS",
+    "describe_terms",
     "feature_codings",
     "literature_features",
     "reference_ranges",
@@ -260,6 +261,26 @@ def simulation_assumptions() -> dict[str, Any]:
         A fresh copy on every call.
     """
     return copy.deepcopy(_data()["simulation"])
+
+
+def describe_terms() -> list[dict[str, Any]]:
+    """The terms of ``cartrisk describe``'s Cox models, each as its source codes it (a fresh copy).
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``published`` (the ``factor`` names of :func:`risk_factors` to print beside it), and one of:
+        ``coding`` (a :func:`feature_codings` name), ``column`` with ``log2_uln`` (a :func:`reference_ranges`
+        key) and ``floor``, ``column`` with ``levels`` (membership), or ``column`` with ``reference`` (a category
+        against its reference level).
+    """
+    terms = copy.deepcopy(_data()["describe"]["terms"])
+    factors = set(risk_factors()["factor"])
+    for term in terms:
+        unknown = [f for f in term.get("published", []) if f not in factors]
+        if unknown:
+            raise ValueError(f"literature.toml: describe term {term['name']!r} names unknown risk factor(s) {unknown}")
+    return terms
 
 
 def feature_codings() -> list[dict[str, Any]]:
