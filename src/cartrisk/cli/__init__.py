@@ -7,7 +7,17 @@ shared typer ``app``; the library below never prints, reads argv or sets exit co
 
 from __future__ import annotations
 
-from cartrisk.cli import data, evaluate, explain, export, groups, quickstart, report, tune  # noqa: F401  (registers the commands)
+from cartrisk.cli import (  # noqa: F401  (registers the commands)
+    data,
+    describe,
+    evaluate,
+    explain,
+    export,
+    groups,
+    quickstart,
+    report,
+    tune,
+)
 from cartrisk.cli._app import app
 
 __all__ = ["app", "main"]

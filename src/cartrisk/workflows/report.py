@@ -8,6 +8,7 @@ Artefact folders, each a section when present (CSV tables, PNG figures and
 Markdown files are rendered in name order):
 
 ``cohort/``   the cohort against the published figures
+``describe/`` the seed analysis: Table 1 by failure window, Kaplan-Meier OS-2 with the log-rank test, Cox models
 ``models/``   model comparison from the outer cross-validation, with intervals
 ``explain/``  SHAP summary and literature concordance
 ``groups/``   risk groups vs the D0-30 rule and the PC-PI: Kaplan-Meier curves,
@@ -39,6 +40,9 @@ __all__ = ["SECTIONS", "build_report", "render_report"]
 SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("cohort", "Cohort against the published figures",
      "The simulated (or real) registry beside the figures of the literature it is calibrated to."),
+    ("describe", "The seed analysis: survival by failure window and Cox models",
+     "What the published papers report, on this cohort: Table 1 by failure window, Kaplan-Meier OS-2 with the "
+     "log-rank test, univariable and multivariable Cox hazard ratios beside the published ones."),
     ("models", "Model comparison",
      "Outer cross-validation: each number is a mean over held-out folds with its 95% interval; "
      "the reference rules are evaluated on the same folds."),
