@@ -52,5 +52,6 @@ def describe(
     print_frame(result.km.drop(columns=["group_code"]), title="Kaplan-Meier OS-2 (months)")
     shown = ["term", "reference", "n", "events", "hr", "hr_lower", "hr_upper", "p_value", "ph_p_value",
              "published_hr", "published_source"]
-    print_frame(result.multivariable[shown].fillna(""), title="Multivariable Cox model (complete cases)")
+    print_frame(result.multivariable[shown].astype(object).where(result.multivariable[shown].notna(), ""),
+                title="Multivariable Cox model (complete cases)")
     console.print(f"wrote {len(written)} files to {out}")

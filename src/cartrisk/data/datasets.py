@@ -88,6 +88,10 @@ def _generic(frame: pd.DataFrame, cfg: DataConfig, name: str) -> Dataset:
     for c in X.columns:  # pandas categoricals become plain labels so one-hot encoding sees strings
         if isinstance(X[c].dtype, pd.CategoricalDtype):
             X[c] = X[c].astype(object)
+        elif not pd.api.types.is_numeric_dtype(X[c]):  # a CSV is read as text: numbers become numbers again
+            numbers = pd.to_numeric(X[c], errors="coerce")
+            if numbers[X[c].notna()].notna().all() and X[c].notna().any():
+                X[c] = numbers.astype(float)
     content = X.assign(_time=time, _event=event)
     return Dataset(X=X, y=y, name=name, data_hash=frame_hash(content), registry=False)
 

@@ -179,12 +179,15 @@ def cox_regression(X: pd.DataFrame, event, time, *, ties: str = "efron", strata=
     constant = [t for t, sd in zip(terms, design.std(axis=0), strict=True) if sd == 0]
     if constant:
         raise ValueError(f"constant column(s) in the Cox design: {', '.join(constant)}")
+    # Newton on centred, unit-SD columns (as R's coxph scales them), then back to the columns' own units.
+    centre, scale = design.mean(axis=0), design.std(axis=0)
+    scaled = (design - centre) / scale
     coef = np.zeros(design.shape[1])
 
     def _walk(X, event, time, coef, ties):  # noqa: F811  (the stratified sum, under the same name)
         return _walk_strata(X, event, time, coef, ties, strata)
 
-    loglik, score, info = _walk(design, event, time, coef, ties)
+    loglik, score, info = _walk(scaled, event, time, coef, ties)
     for _ in range(max_iter):
         try:
             step = np.linalg.solve(info, score)
@@ -192,22 +195,26 @@ def cox_regression(X: pd.DataFrame, event, time, *, ties: str = "efron", strata=
             raise ValueError("singular information matrix: collinear columns in the Cox design") from err
         if float(score @ step) < tol:  # squared Newton decrement: the log-likelihood is within tol of its maximum
             break
-        new = coef + step
-        new_loglik, new_score, new_info = _walk(design, event, time, new, ties)
         halvings = 0
-        while new_loglik < loglik - 1e-9 and halvings < 20:
-            step /= 2.0
+        while True:
             new = coef + step
-            new_loglik, new_score, new_info = _walk(design, event, time, new, ties)
+            with np.errstate(over="ignore", invalid="ignore"):
+                new_loglik, new_score, new_info = _walk(scaled, event, time, new, ties)
+            if (np.isfinite(new_loglik) and new_loglik >= loglik - 1e-9) or halvings >= 30:
+                break
+            step /= 2.0
             halvings += 1
         coef, loglik, score, info = new, new_loglik, new_score, new_info
     decrement = float(score @ np.linalg.lstsq(info, score, rcond=None)[0])
-    if decrement >= 1e-6:
+    if decrement >= 1e-6 or not np.isfinite(decrement):
         warnings.warn(f"Cox fit did not converge (Newton decrement {decrement:.2e})", StatisticalWarning, stacklevel=2)
     try:
-        covariance = np.linalg.inv(info)
+        covariance = np.linalg.inv(info) / np.outer(scale, scale)
     except np.linalg.LinAlgError as err:
         raise ValueError("singular information matrix: collinear columns in the Cox design") from err
+    if not (np.diag(covariance) > 0).all():
+        raise ValueError("singular information matrix: collinear columns in the Cox design")
+    coef = coef / scale
     loglik_null = _walk(design, event, time, np.zeros(design.shape[1]), ties)[0]
     return CoxFit(terms, coef, np.sqrt(np.diag(covariance)), covariance, float(loglik), float(loglik_null),
                   int(len(time)), int(event.sum()), ties, design, event, time, strata)

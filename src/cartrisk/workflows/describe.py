@@ -104,7 +104,12 @@ def _cox_table(design: pd.DataFrame, terms: pd.DataFrame, event, time, strata, a
         if not keep or base["events"] == 0:
             rows += [{"term": c, **base} for c in cols]
             continue
-        fit = cox_regression(X[keep], event[known], time[known], strata=None if strata is None else strata[known])
+        try:
+            fit = cox_regression(X[keep], event[known], time[known],
+                                 strata=None if strata is None else strata[known])
+        except ValueError as err:  # collinear or separated terms in this cohort: say so, fit the others
+            rows += [{"term": c, **base, "note": str(err)} for c in cols]
+            continue
         table = fit.table().merge(ph_test(fit), on="term", how="left")
         for c in cols:
             row = table[table["term"] == c]
@@ -116,7 +121,7 @@ def _cox_table(design: pd.DataFrame, terms: pd.DataFrame, event, time, strata, a
     out = pd.DataFrame(rows).merge(terms, on="term", how="left")
     out = pd.concat([out, _published(out, analysis)], axis=1)
     columns = ["term", "variable", "level", "reference", "n", "events", "hr", "hr_lower", "hr_upper", "p_value",
-               "coef", "se", "ph_chi2", "ph_p_value", *_PUBLISHED]
+               "coef", "se", "ph_chi2", "ph_p_value", *_PUBLISHED, "note"]
     return out.reindex(columns=columns), ph_global
 
 
