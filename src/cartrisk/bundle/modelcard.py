@@ -45,7 +45,8 @@ TRIPOD_AI_ITEMS: tuple[tuple[str, str, str | None, str], ...] = (
     ("12a", "Data use (development / evaluation)", "Validation design", ""),
     ("12b", "Predictor handling", "Model", ""),
     ("12c", "Model type, building, tuning, internal validation", "Model; Validation design", ""),
-    ("12d", "Heterogeneity across clusters", None, "not assessed (no centre variable in the data dictionary)"),
+    ("12d", "Heterogeneity across clusters", None, "not assessed in the bundle (centre_id is in the data dictionary: "
+     "`cartrisk describe --strata centre_id` and a centre frailty model assess it)"),
     ("12e", "Performance measures", "Discrimination; Calibration", ""),
     ("12f", "Model updating", None, "no updating: the model is exported as developed"),
     ("12g", "How predictions were calculated (evaluation)", "Scoring", ""),
