@@ -142,8 +142,9 @@ def test_truth_columns_and_survival(cohort):
     frame, truth = cohort
     terms = planted_effects()
     design = terms.loc[terms["kind"] != "null", "term"].tolist()
-    assert list(truth.columns) == ["patient_id", "centre_id", "true_log_hazard", "true_surv_3m", "true_surv_6m", "true_surv_12m",
-                                   "event_time_days", "censor_time_days", "progression_time_days", *design]
+    assert list(truth.columns) == ["patient_id", "centre_id", "true_log_hazard", "true_surv_3m", "true_surv_6m",
+                                   "true_surv_12m", "event_time_days", "censor_time_days", "progression_time_days",
+                                   *design]
     s = truth[["true_surv_3m", "true_surv_6m", "true_surv_12m"]].to_numpy()
     assert ((s >= 0) & (s <= 1)).all() and (np.diff(s, axis=1) <= 0).all()
     observed = np.minimum(truth["event_time_days"], truth["censor_time_days"])

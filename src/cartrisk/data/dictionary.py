@@ -226,7 +226,8 @@ def declared_column(name: str, spec: Mapping[str, Any]) -> Column:
                           "[data.extra]: the dictionary already defines it")
     unknown = sorted(set(spec) - set(_SPEC_KEYS))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(_SPEC_KEYS)}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known keys: "
+                          f"{', '.join(_SPEC_KEYS)}")
     kind, role = spec.get("kind"), spec.get("role")
     if kind not in DECLARABLE_KINDS:
         raise ConfigError(f"{where}.kind: {kind!r} is not a declarable kind; use one of {', '.join(DECLARABLE_KINDS)}")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cartrisk.data import literature
-from cartrisk.data.derive import describe_design, derive_features, generic_design
+from cartrisk.data.derive import derive_features, describe_design, generic_design
 from cartrisk.data.dictionary import Column
 from cartrisk.data.survstats import km_at, km_median, logrank_test
 from cartrisk.data.table1 import group_code, table_one
@@ -91,7 +91,7 @@ def _cox_table(design: pd.DataFrame, terms: pd.DataFrame, event, time, strata, a
     rows, ph_global = [], pd.DataFrame(columns=["model", "n", "events", "ph_chi2", "ph_df", "ph_p_value"])
     if analysis == "univariable":
         fits = []
-        for variable, block in terms.groupby("variable", sort=False):
+        for _, block in terms.groupby("variable", sort=False):
             cols = block["term"].tolist()
             known = design[cols].notna().all(axis=1).to_numpy()
             fits.append((cols, known))
@@ -169,7 +169,8 @@ def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_
         parts.append(f"Median OS-2 by {group_name}: {medians} (log-rank {tests})")
     else:
         row = km.iloc[0]
-        parts.append(f"Median OS-2 {row.median_months:.1f} months (95% CI {row.median_lower:.1f}-{row.median_upper:.1f})")
+        parts.append(f"Median OS-2 {row.median_months:.1f} months (95% CI {row.median_lower:.1f}-"
+                     f"{row.median_upper:.1f})")
     fitted = multi.dropna(subset=["hr"])
     if len(fitted):
         top = fitted[fitted["term"] == lead] if lead is not None and (fitted["term"] == lead).any() else \
