@@ -110,3 +110,22 @@ def test_an_experiment_declares_and_loads_a_site_column(tmp_path):
         load_dataset(cfg.data)
     with pytest.raises(ConfigError, match=re.escape("[data.extra] declares covariates of a registry extract")):
         load_dataset(parse_experiment(text.replace('source = "file"', 'source = "simulated"'), source="s.toml").data)
+
+
+def test_cartrisk_validate_reads_the_declarations_of_an_experiment(tmp_path):
+    from typer.testing import CliRunner
+
+    from cartrisk.cli import app
+
+    frame = raw()
+    frame.loc[1, "ldh_doubling_days"] = "400"
+    frame.to_csv(tmp_path / "site.csv", index=False)
+    (tmp_path / "site.toml").write_text('name = "site"\n[data]\nsource = "file"\npath = "site.csv"\n'
+                                        '[data.extra.ldh_doubling_days]\nkind = "float"\nrole = "relapse"\nmin = 0\n'
+                                        'max = 365\nunit = "days"\n[data.extra.mtv_class]\nkind = "category"\n'
+                                        'role = "infusion"\nlevels = ["low", "high"]\n', encoding="utf-8")
+    done = CliRunner().invoke(app, ["validate", str(tmp_path / "site.csv"), "--experiment",
+                                    str(tmp_path / "site.toml")])
+    assert done.exit_code == 2
+    assert "row 2, column 'ldh_doubling_days': value '400': out of range: must be a number >= 0 and <= 365" in \
+        " ".join(done.output.split())
