@@ -157,7 +157,8 @@ def _p(value: float) -> str:
     return "n/a" if not np.isfinite(value) else ("< 0.0001" if value < 1e-4 else f"= {value:.2g}")
 
 
-def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_name: str, lead: str | None) -> str:
+def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_name: str, lead: str | None,
+            outcome: str = "OS-2") -> str:
     parts = []
     groups = km[km["group"] != "all"]
     if len(groups):
@@ -166,10 +167,10 @@ def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_
                             if np.isfinite(r.median_months) else f"{r.group} not reached"
                             for r in groups.itertuples())
         tests = ", ".join(f"{r.comparison} p {_p(r.p_value)}" for r in logrank.itertuples())
-        parts.append(f"Median OS-2 by {group_name}: {medians} (log-rank {tests})")
+        parts.append(f"Median {outcome} by {group_name}: {medians} (log-rank {tests})")
     else:
         row = km.iloc[0]
-        parts.append(f"Median OS-2 {row.median_months:.1f} months (95% CI {row.median_lower:.1f}-"
+        parts.append(f"Median {outcome} {row.median_months:.1f} months (95% CI {row.median_lower:.1f}-"
                      f"{row.median_upper:.1f})")
     fitted = multi.dropna(subset=["hr"])
     if len(fitted):
@@ -187,7 +188,7 @@ def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_
 
 def _describe(frame: pd.DataFrame, event, time, groups: pd.Series | None, design: pd.DataFrame, terms: pd.DataFrame,
               *, defined=None, strata=None, group_name: str, published_medians=None, lead=None,
-              table_columns=None) -> DescribeResult:
+              table_columns=None, outcome: str = "OS-2") -> DescribeResult:
     event, time = np.asarray(event, dtype=bool), np.asarray(time, dtype=float)
     cat = groups if groups is not None else pd.Series(pd.Categorical([np.nan] * len(frame)), index=frame.index)
     uni, _ = _cox_table(design, terms, event, time, strata, "univariable")
@@ -196,7 +197,7 @@ def _describe(frame: pd.DataFrame, event, time, groups: pd.Series | None, design
     first = str(cat.cat.categories[0]) if groups is not None and len(cat.cat.categories) else None
     logrank = _logrank(event, time, cat, first) if groups is not None else _logrank(event, time, cat, None)
     t1 = table_one(frame, groups, columns=table_columns, defined=defined)
-    answer = _answer(km, logrank, multi, group_name, lead)
+    answer = _answer(km, logrank, multi, group_name, lead, outcome)
     return DescribeResult(t1, km, logrank, uni, multi, ph_global, answer, group_name,
                           _curves=(time, event, cat))
 
@@ -247,7 +248,7 @@ def describe_generic(X: pd.DataFrame, y: np.ndarray, *, by: str | None = None, s
     design, terms = generic_design(covariates)
     return _describe(X, y[event_field], y[time_field], groups, design, terms,
                      strata=None if strata is None else X[strata].astype(str), group_name=by or "cohort",
-                     table_columns=list(X.columns))
+                     table_columns=list(X.columns), outcome="survival")
 
 
 def _forest(multi: pd.DataFrame):
