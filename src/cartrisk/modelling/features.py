@@ -316,7 +316,7 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         sel = frame.reindex(columns=self.columns_)
         for c in self.categorical_:  # decided at fit: a column's kind must not change between fit and transform
             values = sel[c].astype(object).where(sel[c].notna(), np.nan)
-            if self.reference_levels_:
+            if getattr(self, "reference_levels_", None):  # absent from builders fitted before reference coding
                 values = values.where(values.isna(), values.astype(str))
                 if not fitting:
                     # A level unseen in training (or a missing value when none was missing in training) is coded
