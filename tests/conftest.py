@@ -93,3 +93,31 @@ def small_bundle(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     X, y = to_xy(typed)
     pipe = make_pipeline("infusion+relapse", "coxph").fit(X, y)
     return export_bundle(pipe, tmp_path_factory.mktemp("models"), name="cox", training_frame=typed), typed
+
+
+def _planted_leaks(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """A simulated registry with three leaks that real extracts have carried.
+
+    - ``vital_status_cutoff``: a copy of os2_event under another name;
+    - ``cause_of_death``: filled in only for the dead;
+    - ``last_status``: the status at last contact as recorded at extraction: dead, alive at the data cut-off, or
+      lost to follow-up before it.
+    """
+    frame, _ = simulate(n, seed)
+    typed = validate(frame).raise_if_invalid()
+    X, y = to_xy(typed)
+    rng = np.random.default_rng(seed)
+    dead = typed["os2_event"].to_numpy() == 1
+    cutoff = (typed["failure_date"].max() - typed["failure_date"]).dt.days.to_numpy()
+    lost = ~dead & (typed["os2_days"].to_numpy() < cutoff)
+    X = X.assign(vital_status_cutoff=dead.astype(float),
+                 cause_of_death=np.where(dead, rng.choice(["lymphoma", "infection", "toxicity"], n), None),
+                 last_status=np.where(dead, "dead", np.where(lost, "lost to follow-up", "alive")))
+    return X, y, typed
+
+
+@pytest.fixture(scope="session")
+def planted_leaks() -> Callable:
+    """``planted_leaks(n, seed)``: ``(X, y, typed)`` of a simulated registry with three leaked columns
+    (``vital_status_cutoff``, ``cause_of_death``, ``last_status``; see :func:`_planted_leaks`)."""
+    return _planted_leaks

@@ -45,7 +45,7 @@ def test_parse_good_file():
     ("text", "message"),
     [
         (GOOD.replace("n = 400", "n = 400\nsize = 3"), "t.toml.data: unknown key(s) 'size'; known keys: columns, "
-         "dataset, n, path, roles, seed, source"),
+         "dataset, extra, n, path, roles, seed, source"),
         ("sampler = 'tpe'\n" + GOOD, "t.toml: unknown key(s) 'sampler'"),
         (GOOD + "\nsampler = 'tpe'\n", "t.toml.evaluation: unknown key(s) 'sampler'"),
         (GOOD.replace('estimator = "coxph"', 'estimater = "coxph"'), "t.toml.models[0]: unknown key(s) 'estimater'"),

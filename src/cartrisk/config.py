@@ -61,6 +61,7 @@ __all__ = [
     "DataConfig",
     "EvaluationConfig",
     "ExperimentConfig",
+    "ExtraColumn",
     "FeaturesConfig",
     "ModelConfig",
     "RolesConfig",
@@ -92,6 +93,31 @@ class RolesConfig:
 
 
 @dataclass(frozen=True)
+class ExtraColumn:
+    """A covariate of the site's own, declared in ``[data.extra.NAME]`` (checked by
+    :func:`cartrisk.data.dictionary.declared_column`).
+
+    ``kind`` is ``integer``, ``float``, ``binary`` or ``category``; ``role`` is ``infusion`` (at or before
+    infusion), ``post_infusion`` (after infusion, before failure) or ``relapse`` (at failure); ``unit``,
+    ``min`` / ``max`` (numbers) or ``levels`` (a category's values) and ``meaning`` describe it. A declared
+    column is validated like a dictionary column and may be named in ``features.set``.
+    """
+
+    kind: str
+    role: str
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    levels: tuple[str, ...] = ()
+    meaning: str = ""
+
+    def as_spec(self) -> dict[str, Any]:
+        """The declaration as plain data."""
+        return {"kind": self.kind, "role": self.role, "unit": self.unit, "min": self.min, "max": self.max,
+                "levels": list(self.levels), "meaning": self.meaning}
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the cohort comes from.
 
@@ -99,7 +125,7 @@ class DataConfig:
     Parquet extract at ``path``, with ``columns`` renaming file columns to data-dictionary names),
     or ``"sksurv"`` (a data set bundled with scikit-survival: ``dataset`` = ``"gbsg2"`` or
     ``"whas500"``). With ``roles`` the data are read on the generic path: any columns, no registry
-    validation, no reference rules.
+    validation, no reference rules. ``extra`` declares the site's own covariates (:class:`ExtraColumn`).
     """
 
     source: str = "simulated"
@@ -109,12 +135,23 @@ class DataConfig:
     dataset: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
     roles: RolesConfig | None = None
+    extra: dict[str, ExtraColumn] = field(default_factory=dict)
+
+    @property
+    def extra_specs(self) -> dict[str, dict[str, Any]]:
+        """``extra`` as plain data: name -> declaration."""
+        return {name: col.as_spec() for name, col in self.extra.items()}
 
 
 @dataclass(frozen=True)
 class FeaturesConfig:
+    """``[features]``: the feature set (a named set or a list of names, which may include set names), whether
+    after-failure columns are allowed, and the columns the leakage guard may let through (``allow_suspect``:
+    recorded in the run and the model card)."""
+
     set: str | tuple[str, ...] = "infusion+relapse"
     allow_after_failure: bool = False
+    allow_suspect: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -142,8 +142,9 @@ def test_truth_columns_and_survival(cohort):
     frame, truth = cohort
     terms = planted_effects()
     design = terms.loc[terms["kind"] != "null", "term"].tolist()
-    assert list(truth.columns) == ["patient_id", "true_log_hazard", "true_surv_3m", "true_surv_6m", "true_surv_12m",
-                                   "event_time_days", "censor_time_days", "progression_time_days", *design]
+    assert list(truth.columns) == ["patient_id", "centre_id", "true_log_hazard", "true_surv_3m", "true_surv_6m",
+                                   "true_surv_12m", "event_time_days", "censor_time_days", "progression_time_days",
+                                   *design]
     s = truth[["true_surv_3m", "true_surv_6m", "true_surv_12m"]].to_numpy()
     assert ((s >= 0) & (s <= 1)).all() and (np.diff(s, axis=1) <= 0).all()
     observed = np.minimum(truth["event_time_days"], truth["censor_time_days"])
@@ -163,7 +164,7 @@ def test_true_design_from_complete_rows_matches_the_truth(cohort):
     frame, truth = cohort
     needed = ["days_to_failure", "ldh_infusion", "ldh_uln", "crp_infusion", "ferritin_infusion", "ecog_infusion",
               "prior_lines", "age_years", "ldh_failure", "stage_failure", "ecog_failure", "extranodal_failure",
-              "hemoglobin_failure", "best_response"]
+              "hemoglobin_failure", "best_response", "infusion_year"]
     complete = frame[needed].notna().all(axis=1)
     assert complete.sum() > 100
     design = true_design(frame[complete])
@@ -181,7 +182,7 @@ def test_true_design_errors(cohort):
 def test_planted_effects_table():
     terms = planted_effects()
     assert list(terms.columns) == ["term", "columns", "coding", "kind", "log_hr", "hr", "basis"]
-    assert {"linear", "non-linear", "interaction", "null"} == set(terms["kind"])
+    assert {"linear", "non-linear", "interaction", "random effect", "null"} == set(terms["kind"])
     nulls = terms[terms["kind"] == "null"]
     assert {"sex", "crs_grade", "salvage"} <= set(nulls["columns"]) and (nulls["log_hr"] == 0).all()
     rf = literature.risk_factors()
@@ -288,3 +289,46 @@ def test_km_at_months(cohort):
     frame, _ = cohort
     at = _km_at(frame["os2_days"].to_numpy(), frame["os2_event"].to_numpy(), months_to_days(6.0))
     assert 0.3 < at < 0.65
+
+
+# ---- centres, period, missingness that depends on the patient's state ----------------------------------------------
+def test_centres_have_a_planted_random_effect_and_their_own_case_mix(cohort):
+    frame, truth = cohort
+    spec = literature.simulation_assumptions()["centres"]
+    centres = frame["centre_id"].nunique()
+    assert spec["min"] <= centres <= spec["max"]
+    assert (truth["centre_id"] == frame["centre_id"]).all()
+    effects = truth.groupby("centre_id")["centre_effect"]
+    assert (effects.nunique() == 1).all()  # one effect per centre
+    assert 0.5 * spec["log_hr_sd"] < effects.first().std() < 1.5 * spec["log_hr_sd"]
+    assert frame.groupby("centre_id")["ldh_uln"].nunique().max() == 1  # one LDH assay per centre
+    share = frame.groupby("centre_id")["product"].apply(lambda s: (s == "axi-cel").mean())
+    assert share.std() > 0.05  # centres differ in product mix
+
+
+def test_period_effect_follows_the_infusion_year(cohort):
+    frame, truth = cohort
+    period = literature.simulation_assumptions()["period"]
+    assert (frame["infusion_year"] == frame["infusion_date"].dt.year).all()
+    np.testing.assert_allclose(truth["period"], frame["infusion_year"] - period["reference_year"])
+    assert planted_effects().set_index("term").loc["period", "log_hr"] == period["log_hr_per_year"]
+
+
+def test_labs_are_missing_more_often_in_sicker_patients(cohort):
+    frame, truth = cohort
+    sick = truth["true_log_hazard"] > truth["true_log_hazard"].median()
+    for name in ("ldh_failure", "hemoglobin_failure", "crp_infusion"):
+        missing = frame[name].isna()
+        assert missing[sick].mean() > missing[~sick].mean(), name
+    missing = frame["prior_lines"].isna()  # not a lab: completely at random
+    assert abs(missing[sick].mean() - missing[~sick].mean()) < 0.02
+
+
+def test_every_assumed_number_is_marked_as_an_assumption():
+    sim = literature.simulation_assumptions()
+    assert sim["source"] == "ASSUMPTION"
+    for section in ("centres", "period", "missing", "design_hazard_ratios"):
+        assert sim[section]["source"] == "ASSUMPTION", section
+    terms = planted_effects().set_index("term")
+    assert terms.loc["age_gt65", "hr"] == pytest.approx(sim["design_hazard_ratios"]["age_gt65"])
+    assert terms.loc["centre_effect", "kind"] == "random effect"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,7 +47,10 @@ def test_derived_features():
 
 def test_named_sets():
     assert "log2_days_to_failure" in FEATURE_SETS["infusion"] and "hemoglobin_failure" not in FEATURE_SETS["infusion"]
-    assert "hemoglobin_failure" in FEATURE_SETS["relapse"] and "crs_grade" not in FEATURE_SETS["relapse"]
+    assert "hemoglobin_failure" in FEATURE_SETS["relapse"] and "age_years" not in FEATURE_SETS["relapse"]
+    # CRS and ICANS happen after infusion and before failure: known at failure, not at infusion
+    assert "crs_grade" in FEATURE_SETS["relapse"] and "icans_grade" in FEATURE_SETS["infusion+relapse"]
+    assert "crs_grade" not in FEATURE_SETS["infusion"] and "icans_grade" not in FEATURE_SETS["infusion"]
     assert set(FEATURE_SETS["infusion"]) | set(FEATURE_SETS["relapse"]) == set(FEATURE_SETS["infusion+relapse"])
     assert feature_set_columns("literature") == literature_features()
     assert all("salvage" not in cols for cols in FEATURE_SETS.values())
@@ -82,7 +87,7 @@ def test_outcome_columns_are_refused():
 
 def test_absent_columns_are_skipped_and_recorded():
     fb = FeatureBuilder("infusion").fit(small_frame())
-    assert "crs_grade" in fb.absent_columns_ and "crs_grade" not in fb.columns_
+    assert "bridging" in fb.absent_columns_ and "bridging" not in fb.columns_
 
 
 def test_unknown_category_at_transform_is_ignored():
@@ -121,3 +126,86 @@ def test_input_columns_expand_derived_features_to_the_data_columns():
     assert {"ldh_infusion", "ldh_uln", "ldh_failure", "days_to_failure", "stage_failure"} <= set(fb.input_columns_)
     assert not {"ldh_gt_uln_infusion", "failure_d0_30", "log2_crp_infusion"} & set(fb.input_columns_)
     assert fb.categorical_ == ["best_response"]
+
+
+# ---- the feature-name rules (resolve_features) ---------------------------------------------------------------------
+from cartrisk.modelling.features import resolve_features  # noqa: E402
+
+REGISTRY_COLUMNS = ["days_to_failure", "age_years", "sex", "vital_status_cutoff", "ldh_doubling_days"]
+
+
+@pytest.mark.parametrize(("feature_set", "message"), [
+    (["age_years", "no_such_col"], "features.set: unknown feature 'no_such_col': not a data-dictionary column, a "
+     "feature cartrisk derives, a literature coding, a feature set, a declared column ([data.extra]). Fix: correct "
+     "the name, or declare the site's own column in [data.extra]"),
+    (["age_yaers"], "unknown feature 'age_yaers'"),
+    (["vital_status_cutoff"], "features.set: 'vital_status_cutoff' is a column of the extract but neither in the data "
+     "dictionary nor declared; declare it in [data.extra.vital_status_cutoff]"),
+    (["pfs2_days"], "features.set: pfs2_days are PFS-2, an outcome observed after the failure date (time zero of "
+     "OS-2): never a predictor, even with allow_after_failure"),
+    (["os2_event"], "features.set: feature(s) os2_event are the outcome or identify the patient"),
+    (["salvage"], "features.set: feature(s) salvage are decided or observed after the failure date"),
+])
+def test_names_outside_the_rules_are_refused(feature_set, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_features(feature_set, REGISTRY_COLUMNS, allow_after_failure=feature_set == ["pfs2_days"])
+
+
+def test_the_closest_known_names_are_offered():
+    with pytest.raises(ConfigError, match=re.escape("closest known names: 'age_years'")):
+        resolve_features(["age_yaers"], REGISTRY_COLUMNS)
+    with pytest.raises(ConfigError, match=re.escape("closest known names: 'ldh_doubling_days'")):
+        resolve_features(["ldh_doubling_day"], REGISTRY_COLUMNS, declared={"ldh_doubling_days": {}})
+
+
+def test_known_names_sets_and_declared_columns_resolve():
+    got = resolve_features(["infusion", "ldh_doubling_days", "ldh_gt_uln_infusion", "failure_window", "centre_id"],
+                           REGISTRY_COLUMNS, declared={"ldh_doubling_days": {"kind": "float", "role": "relapse"}})
+    assert got == [*FEATURE_SETS["infusion"], "ldh_doubling_days", "ldh_gt_uln_infusion", "centre_id"]
+    assert resolve_features(["salvage"], REGISTRY_COLUMNS, allow_after_failure=True) == ["salvage"]
+    # the generic path: any column of the data is a feature, nothing else is
+    assert resolve_features(["tgrade", "age"], ["age", "tgrade", "horTh"]) == ["tgrade", "age"]
+    with pytest.raises(ConfigError, match=re.escape("unknown feature 'agee'")):
+        resolve_features(["agee"], ["age", "tgrade"])
+
+
+def test_a_declared_category_is_one_hot_coded_and_traced_to_its_column():
+    frame = small_frame().assign(mtv_class=np.resize(["low", "high", "mid"], 60).astype(object))
+    fb = FeatureBuilder(["age_years", "mtv_class"], declared={"mtv_class": {"kind": "category", "role": "infusion",
+                                                                            "levels": ["low", "mid", "high"]}})
+    fb.fit(frame)
+    assert fb.categorical_ == ["mtv_class"] and "mtv_class_mid" in fb.get_feature_names_out()
+    assert fb.feature_sources_["mtv_class_mid"] == "mtv_class" and "mtv_class" in fb.input_columns_
+    with pytest.raises(ConfigError, match="declare it in"):
+        FeatureBuilder(["age_years", "mtv_class"]).fit(frame.assign(days_to_failure=1))
+
+
+# ---- categorical coding: reference levels for linear models, full one-hot for trees --------------------------------
+@pytest.mark.parametrize("feature_set", ["infusion", "relapse", "infusion+relapse", "literature"])
+def test_unpenalised_cox_fits_every_named_set(registry_cohort, feature_set):
+    X, y = registry_cohort(600, 5)
+    pipe = make_pipeline(feature_set, "coxph", alpha=0.0).fit(X, y)
+    fb = pipe.named_steps["features"]
+    assert fb.coding == "reference" and set(fb.reference_levels_) == set(fb.categorical_)
+    for column, reference in fb.reference_levels_.items():  # the reference level is dropped and named
+        assert f"{column}_{reference}" not in fb.get_feature_names_out()
+    assert np.isfinite(pipe.named_steps["model"].model_.coef_).all()
+
+
+def test_trees_keep_every_level_and_a_given_builder_is_not_changed():
+    X = small_frame()
+    given = FeatureBuilder(["sex", "best_response"])
+    tree = make_pipeline(given, "rsf", n_estimators=5)
+    assert tree.named_steps["features"].coding == "onehot" and given.coding == "auto"
+    linear = make_pipeline(given, "coxph")
+    assert linear.named_steps["features"].coding == "reference"
+    names = FeatureBuilder(["best_response"], coding="onehot").fit(X).get_feature_names_out()
+    assert {"best_response_CR", "best_response_PR", "best_response_SD", "best_response_PD"} <= set(names)
+
+
+def test_reference_coding_codes_an_unseen_level_as_the_reference_without_warning():
+    fb = FeatureBuilder(["sex"], coding="reference").fit(small_frame())
+    out = fb.transform(small_frame(3).assign(sex=["M", "F", "X"]))
+    reference = fb.reference_levels_["sex"]
+    assert out.shape[1] == 1 and out.iloc[2].sum() == 0
+    assert out.iloc[[0, 1]].sum(axis=1).tolist() == [float(reference != "M"), float(reference != "F")]

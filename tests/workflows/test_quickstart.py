@@ -48,7 +48,7 @@ def test_report_numbers_are_the_quickstart_run_numbers(done):
         assert float(shown[name]) == pytest.approx(value, rel=1e-3, abs=1e-4), name
     for name, value in result.headline.items():
         assert run.data.metrics[name] == pytest.approx(value)
-    for section in ("cohort", "models", "explain", "groups", "scoring", "bundle"):
+    for section in ("cohort", "describe", "models", "explain", "groups", "scoring", "bundle"):
         assert f'<section id="{section}">' in html
     assert html.count("<img ") >= 8
 
@@ -62,7 +62,8 @@ def report(done):
 def test_every_section_answers_first_with_a_sentence_then_its_key_figure(done, report, tmp_path):
     result, tracker = done
     sections = outline(report)
-    assert [s.id for s in sections] == ["cohort", "models", "calibration", "groups", "explain", "scoring", "bundle"]
+    assert [s.id for s in sections] == ["cohort", "describe", "models", "calibration", "groups", "explain", "scoring",
+                                        "bundle"]
     assert problems(report) == []
     for s in sections:
         assert s.children[:3] == ["p", "figure", "div"], s.id  # sentence, key figure, compact table
@@ -88,3 +89,18 @@ def test_quickstart_report_fits_1280_px_and_prints(report, tmp_path):
     pdf = print_pdf(html, tmp_path / "report.pdf")
     sections = len(outline(report))
     assert 1 + sections <= pdf_pages(pdf) <= 1 + 2 * sections  # each section from a new page, at most two each
+def test_the_describe_section_follows_the_section_contract(done, tmp_path):
+    """The seed analysis is logged as the report's describe/ folder: section.json names its key figure and table,
+    and every CSV column is a snake_case code."""
+    import json
+
+    import pandas as pd
+
+    result, tracker = done
+    folder = tracker.download(result.run_id, "describe", tmp_path)
+    section = json.loads((folder / "section.json").read_text(encoding="utf-8"))
+    assert set(section) == {"answer", "figure", "alt", "table"}
+    assert (folder / section["figure"]).is_file() and (folder / section["table"]).is_file()
+    assert "D0-30" in section["answer"] and "log-rank" in section["answer"]
+    for path in folder.glob("*.csv"):
+        assert all(re.fullmatch(r"[a-z][a-z0-9_]*", c) for c in pd.read_csv(path).columns), path.name

@@ -13,18 +13,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cartrisk.data.dictionary import COLUMNS
+from cartrisk.data.dictionary import COLUMNS, column_spec, declared_columns
+from cartrisk.data.leakage import screen_leakage
 from cartrisk.data.survstats import km_at
 from cartrisk.exceptions import BundleError
 from cartrisk.units import months_to_days
 
-__all__ = ["evidence_extras", "input_schema", "model_description", "performance_section", "risk_group_section",
-           "training_extras"]
+__all__ = ["declared_from_schema", "evidence_extras", "input_schema", "model_description", "performance_section",
+           "risk_group_section", "training_extras"]
 
 _BY_NAME = {c.name: c for c in COLUMNS}
 _WHEN = {
     "outcome": "at failure (time zero of OS-2): days from infusion to failure",
+    "setting": "where and when the patient was treated (centre, year of infusion)",
     "infusion": "at or before CAR T-cell infusion (day 0)",
+    "post_infusion": "after infusion and before failure (known at failure, time zero of OS-2)",
     "relapse": "at failure (progression or relapse), time zero of OS-2",
     "after_failure": "after the failure date (not a prognostic predictor)",
 }
@@ -63,34 +66,58 @@ def model_description(pipeline) -> dict[str, Any]:
         "params": {k: v for k, v in final.get_params(deep=False).items()},
         "feature_set": feature_set,
         "allow_after_failure": bool(fb.allow_after_failure),
+        "allow_suspect": [str(c) for c in (getattr(fb, "allow_suspect", ()) or ())],
+        "coding": getattr(fb, "coding", "onehot"),
+        "reference_levels": {str(k): str(v) for k, v in getattr(fb, "reference_levels_", {}).items()},
         "features": [str(f) for f in fb.feature_names_out_],
         "steps": [name for name, _ in pipeline.steps],
     }
 
 
 # ------------------------------------------------------------------------------------------------ schema
-def input_schema(pipeline, X: pd.DataFrame, cohort: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The columns the pipeline reads, with their training ranges, levels and missingness.
+def input_schema(pipeline, X: pd.DataFrame, y: np.ndarray | None = None, cohort: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The columns the pipeline reads (data dictionary, and the site's declared ones with their declaration), with
+    their training ranges, levels and missingness, and each column's leakage figures when ``y`` is given.
 
-    Registry cohorts: the data-dictionary columns. Generic cohorts (``cohort`` gives the ``time`` and ``event``
-    column names, ``time_unit_days`` and optionally ``id``): the training columns themselves
-    (:func:`cartrisk.bundle._generic.generic_schema`).
+    Generic cohorts (``cohort`` gives the ``time`` and ``event`` column names, ``time_unit_days`` and optionally
+    ``id``): the training columns themselves (:func:`cartrisk.bundle._generic.generic_schema`).
+
+    Raises
+    ------
+    BundleError
+        A column outside the dictionary that was not declared, or a leakage suspect the pipeline was not allowed
+        to use (``allow_suspect``).
     """
     fb = _feature_builder(pipeline)
     if cohort is not None:
         from cartrisk.bundle._generic import generic_schema
 
         return generic_schema(X, list(fb.input_columns_), cohort)
-    needed = set(fb.input_columns_)
-    unknown = sorted(c for c in needed if c not in _BY_NAME)
+    needed = list(fb.input_columns_)
+    declared = declared_columns(getattr(fb, "declared", None))
+    unknown = sorted(c for c in needed if c not in _BY_NAME and c not in declared)
     if unknown:
-        raise BundleError(f"the pipeline reads column(s) outside the data dictionary ({', '.join(unknown)}); export "
-                          "it as a generic-cohort bundle: give export_bundle cohort={'time': ..., 'event': ...} "
-                          "(cartrisk export does so for experiments with [data.roles])")
+        raise BundleError(f"the pipeline reads column(s) outside the data dictionary ({', '.join(unknown)}) that were "
+                          "not declared; bundles score registry extracts, so declare a site's own columns in "
+                          "[data.extra] (they travel with the pipeline) or export only models trained on registry "
+                          "data")
+    screen = None
+    if y is not None:
+        event_field, time_field = y.dtype.names
+        screen = screen_leakage(X, y[event_field], y[time_field], needed).set_index("column")
+        allowed = set(getattr(fb, "allow_suspect", ()) or ())
+        refused = [c for c in screen.index[screen["suspect"]] if c not in allowed]
+        if refused:
+            raise BundleError("the pipeline reads column(s) that give the outcome away: "
+                              + "; ".join(f"'{c}': {screen.loc[c, 'reason']}" for c in refused)
+                              + ". Retrain without them, or with [features] allow_suspect naming them")
     columns = []
-    for col in (c for c in COLUMNS if c.name in needed):
+    for col in [c for c in COLUMNS if c.name in needed] + [declared[c] for c in needed if c in declared]:
         entry: dict[str, Any] = {"name": col.name, "role": col.role, "kind": col.kind, "unit": col.unit,
                                  "meaning": col.meaning, "allowed": col.rule(), "measured": _WHEN.get(col.role, "")}
+        if col.name in declared:
+            entry["declared"] = column_spec(col)
         values = X[col.name] if col.name in X else pd.Series(np.nan, index=X.index)
         entry["train_missing_share"] = float(values.isna().mean())
         if col.kind in ("category", "string"):
@@ -103,9 +130,21 @@ def input_schema(pipeline, X: pd.DataFrame, cohort: Mapping[str, Any] | None = N
             entry["train_min"] = float(x.min()) if known else None
             entry["train_max"] = float(x.max()) if known else None
             entry["train_median"] = float(x.median()) if known else None
+        if screen is not None and col.name in screen.index:
+            row = screen.loc[col.name]
+            entry["leakage"] = {k: (None if pd.isna(row[k]) else float(row[k]))
+                                for k in ("value_auc", "missing_auc", "harrell_c")}
+            entry["leakage"].update(suspect=bool(row["suspect"]), reason=str(row["reason"]),
+                                    allowed=col.name in (getattr(fb, "allow_suspect", ()) or ()))
         columns.append(entry)
     return {"columns": columns, "id_column": "patient_id",
-            "note": "Validated with the data dictionary (cartrisk validate); outcome columns are not needed."}
+            "note": "Validated with the data dictionary (cartrisk validate) and the declared columns; outcome columns "
+                    "are not needed."}
+
+
+def declared_from_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The declared columns of a bundle's ``schema.json`` as Columns (to validate new patients with them)."""
+    return declared_columns({c["name"]: c["declared"] for c in schema.get("columns", []) if "declared" in c})
 
 
 # ------------------------------------------------------------------------------------------------ cohort

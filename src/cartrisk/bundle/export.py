@@ -185,7 +185,7 @@ def export_bundle(
     }
     if lineage is not None:
         info["lineage"] = dict(lineage)
-    schema = dict(schema) if schema is not None else input_schema(pipeline, X, cohort)
+    schema = dict(schema) if schema is not None else input_schema(pipeline, X, y, cohort)
     oof = evidence.oof_risk
     if oof is None and getattr(evidence.cv_result, "oof_risk", None) is not None:
         oof = evidence.cv_result.oof_risk

@@ -45,8 +45,9 @@ TRIPOD_AI_ITEMS: tuple[tuple[str, str, str | None, str], ...] = (
     ("12a", "Data use (development / evaluation)", "Validation design", ""),
     ("12b", "Predictor handling", "Model", ""),
     ("12c", "Model type, building, tuning, internal validation", "Model; Validation design", ""),
-    ("12d", "Heterogeneity across clusters", None, "in the evaluate run (`[evaluation] cluster`, report section "
-     "clusters), not in the bundle"),
+    ("12d", "Heterogeneity across clusters", None, "in the evaluate run (`[evaluation] cluster = \"centre_id\"`, "
+     "report section clusters), not in the bundle; `cartrisk describe --strata centre_id` and a centre frailty model "
+     "also assess it"),
     ("12e", "Performance measures", "Discrimination; Calibration", ""),
     ("12f", "Model updating", None, "no updating: the model is exported as developed"),
     ("12g", "How predictions were calculated (evaluation)", "Scoring", ""),
@@ -159,7 +160,8 @@ def _predictors(info, schema) -> list[str]:
             seen = ", ".join(c["levels"])
         else:
             seen = f"{_f(c.get('train_min'), '{:g}')} to {_f(c.get('train_max'), '{:g}')}"
-        rows.append((f"`{c['name']}`", c["measured"], c["unit"] or "-", seen, f"{100 * c['train_missing_share']:.1f}%"))
+        name = f"`{c['name']}`" + (" (declared)" if "declared" in c else "")
+        rows.append((name, c["measured"], c["unit"] or "-", seen, f"{100 * c['train_missing_share']:.1f}%"))
     m = info["model"]
     return ["## Predictors", "",
             f"Feature set `{m['feature_set']}`. Each predictor, when it is measured, and its training values "
@@ -169,7 +171,38 @@ def _predictors(info, schema) -> list[str]:
             "Input data are validated against the data dictionary (`cartrisk validate`: types, ranges, levels, "
             "dates). Missing numeric values are imputed with the training median plus a missing indicator; missing "
             "categories form their own level. Derived features (failure window, LDH / ULN, log scales, literature "
-            "codings) are computed by the pipeline.", ""]
+            "codings) are computed by the pipeline.", "", *_declared(schema), *_leakage(info, schema)]
+
+
+def _declared(schema) -> list[str]:
+    """The site's own columns ([data.extra]), with their declarations."""
+    rows = [(f"`{c['name']}`", c["declared"]["kind"], c["declared"]["role"], c["allowed"], c["meaning"])
+            for c in schema["columns"] if "declared" in c]
+    if not rows:
+        return []
+    return ["Columns declared by the site (`[data.extra]` of the experiment; validated like dictionary columns when "
+            "scoring):", "", *_table(("column", "kind", "role", "allowed", "meaning"), rows)]
+
+
+def _leakage(info, schema) -> list[str]:
+    """The leakage guard's verdict on the predictors, and the columns let through (``allow_suspect``)."""
+    screened = [c for c in schema["columns"] if "leakage" in c]
+    if not screened:
+        return []
+    allowed = [c for c in screened if c["leakage"].get("allowed") and c["leakage"].get("suspect")]
+    top = max(screened, key=lambda c: max(v for k, v in c["leakage"].items()
+                                          if k in ("value_auc", "missing_auc", "harrell_c") and v is not None))
+    figures = ", ".join(f"{k.replace('_', ' ')} {_f(top['leakage'][k])}" for k in ("value_auc", "missing_auc",
+                                                                                  "harrell_c"))
+    lines = [f"Leakage guard: every predictor was screened on the training data for giving the outcome away (AUC "
+             "of its values or missingness for death >= 0.95, univariable Harrell C >= 0.90, or a copy of an outcome "
+             f"column). The strongest was `{top['name']}` ({figures})."]
+    if allowed:
+        lines.append("**Let through although suspect** (`allow_suspect` in the experiment): "
+                     + "; ".join(f"`{c['name']}`: {c['leakage']['reason']}" for c in allowed) + ".")
+    elif info["model"].get("allow_suspect"):
+        lines.append(f"`allow_suspect` named {', '.join(info['model']['allow_suspect'])}, none of them suspect here.")
+    return [" ".join(lines), ""]
 
 
 def _cohort(info) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cartrisk.bundle import _format
+from cartrisk.bundle._info import declared_from_schema
 from cartrisk.bundle.serialise import BOOSTER_FILE, PIPELINE_FILE, load_pipeline
 from cartrisk.data.schema import Problem, ValidationResult, validate
 from cartrisk.exceptions import BundleError, SchemaError, StatisticalWarning
@@ -115,7 +116,7 @@ class Bundle:
             from cartrisk.bundle._generic import validate_generic
 
             return validate_generic(frame, self.schema, source=source)
-        result = validate(frame, source=source, require_outcome=False)
+        result = validate(frame, source=source, require_outcome=False, extra=declared_from_schema(self.schema))
         flagged = {p.column for p in result.problems if p.row is None}
         for name in self.input_columns:
             if name not in frame.columns and name not in flagged and not _derivable(name, frame):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cartrisk.cli import (  # noqa: F401  (registers the commands)
     data,
+    describe,
     evaluate,
     explain,
     export,

@@ -45,12 +45,24 @@ def simulate(
 
 @app.command()
 @user_errors
-def validate(path: Annotated[Path, typer.Argument(help="Registry extract (.csv or .parquet).")]) -> None:
+def validate(
+    path: Annotated[Path, typer.Argument(help="Registry extract (.csv or .parquet).")],
+    experiment: Annotated[Path | None, typer.Option(help="Experiment file whose [data.columns] renames the file's "
+                                                         "columns and whose [data.extra] declares the site's own.")
+                          ] = None,
+) -> None:
     """Check an extract against the data dictionary; list every problem (exit 0 valid, 2 invalid)."""
+    from cartrisk.data.dictionary import declared_columns
     from cartrisk.data.schema import read_extract
     from cartrisk.data.schema import validate as run_validation
 
-    result = run_validation(read_extract(path), source=str(path))
+    data = None
+    if experiment is not None:
+        from cartrisk.config import load_experiment
+
+        data = load_experiment(experiment).data
+    raw = read_extract(path).rename(columns=data.columns if data is not None else {})
+    result = run_validation(raw, source=str(path), extra=declared_columns(data.extra_specs if data else None))
     for notice in result.notices:
         console.print(f"note: {notice}")
     if not result.ok:

@@ -8,13 +8,14 @@ features -> estimator -> evaluation code runs on data no one here wrote
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sksurv.util import Surv
 
 from cartrisk.config import DataConfig
+from cartrisk.data.dictionary import declared_columns
 from cartrisk.data.schema import frame_hash, read_extract, to_xy, validate
 from cartrisk.exceptions import ConfigError, SchemaError
 
@@ -48,6 +49,8 @@ class Dataset:
         Generic data: the file's columns that are not covariates (outcome, cluster, identifiers), in memory only.
     roles : RolesConfig or None
         Generic data: the ``[data.roles]`` they were read with.
+    declared : dict
+        The site's declared covariates (``[data.extra]``: name -> declaration), validated with the extract.
     """
 
     X: pd.DataFrame
@@ -66,13 +69,15 @@ class Dataset:
             if source is not None and name in source:
                 return source[name].reset_index(drop=True)
         return None
+    declared: dict = field(default_factory=dict)
 
 
-def _registry(frame: pd.DataFrame, name: str, source: str, truth=None) -> Dataset:
-    typed = validate(frame, source=source).raise_if_invalid()
+def _registry(frame: pd.DataFrame, name: str, source: str, truth=None, extra=None) -> Dataset:
+    declared = declared_columns(extra)
+    typed = validate(frame, source=source, extra=declared).raise_if_invalid()
     X, y = to_xy(typed)
     return Dataset(X=X, y=y, name=name, data_hash=frame_hash(typed.drop(columns=["patient_id"])), registry=True,
-                   frame=typed, truth=truth)
+                   frame=typed, truth=truth, declared=dict(extra or {}))
 
 
 def _generic(frame: pd.DataFrame, cfg: DataConfig, name: str) -> Dataset:
@@ -98,7 +103,7 @@ def _generic(frame: pd.DataFrame, cfg: DataConfig, name: str) -> Dataset:
             X[c] = X[c].astype(object)
         elif not pd.api.types.is_numeric_dtype(X[c]):  # a CSV is read as text: numbers become numbers again
             numbers = pd.to_numeric(X[c], errors="coerce")
-            if numbers.notna().sum() == X[c].notna().sum():
+            if numbers[X[c].notna()].notna().all() and X[c].notna().any():
                 X[c] = numbers.astype(float)
     content = X.assign(_time=time, _event=event)
     extra = frame.drop(columns=[c for c in frame.columns if c in X.columns])
@@ -108,6 +113,9 @@ def _generic(frame: pd.DataFrame, cfg: DataConfig, name: str) -> Dataset:
 def load_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
     """Load the data an experiment's ``[data]`` table describes (``seed`` when it gives none)."""
     seed = seed if cfg.seed is None else cfg.seed
+    if cfg.extra and (cfg.roles is not None or cfg.source != "file"):
+        raise ConfigError("[data.extra] declares covariates of a registry extract (data.source = 'file' without "
+                          "[data.roles]); on the generic path every column of the data is usable: remove [data.extra]")
     if cfg.source == "simulated":
         from cartrisk.data.simulate import simulate
 
@@ -119,7 +127,7 @@ def load_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
         raw = read_extract(cfg.path).rename(columns=cfg.columns)
         if cfg.roles is not None:
             return _generic(raw, cfg, cfg.path)
-        return _registry(raw, cfg.path, cfg.path)
+        return _registry(raw, cfg.path, cfg.path, extra=cfg.extra_specs)
     if cfg.source == "sksurv":
         if cfg.dataset not in _SKSURV:
             raise ConfigError(f"data.dataset must be one of {', '.join(_SKSURV)}, got {cfg.dataset!r}")

@@ -11,10 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cartrisk.data.literature import feature_codings, rule_constants
+from cartrisk.data.literature import describe_terms, feature_codings, reference_ranges, rule_constants
 from cartrisk.units import DAYS_PER_MONTH
 
-__all__ = ["PCPI_COLUMNS", "derive_features", "pcpi_points"]
+__all__ = ["PCPI_COLUMNS", "DESIGN_META_COLUMNS", "derive_features", "describe_design", "generic_design",
+           "pcpi_points"]
+
+#: Columns of the term table that :func:`describe_design` and :func:`generic_design` return beside the design.
+DESIGN_META_COLUMNS = ("term", "variable", "level", "reference", "published")
 
 #: The columns the PC-PI reads.
 PCPI_COLUMNS = ("ecog_failure", "hemoglobin_failure", "ldh_failure", "ldh_uln", "extranodal_failure", "days_to_failure")
@@ -75,3 +79,76 @@ def pcpi_points(frame: pd.DataFrame) -> pd.DataFrame:
         with np.errstate(invalid="ignore"):
             items[factor["name"]] = _OPERATORS[factor["operator"]](value, factor["threshold"]).astype(int)
     return pd.DataFrame(items, index=frame.index)
+
+
+def _reference_coded(values: pd.Series, name: str, reference: str | None) -> tuple[pd.DataFrame, list[tuple]]:
+    """One 0/1 column per level but the reference (NaN where the value is missing), and their term rows."""
+    text = values.astype(object).where(values.isna(), values.astype(str))
+    counts = text.dropna().value_counts()
+    if reference is None or reference not in counts.index:
+        reference = str(sorted(counts.index, key=lambda lev: (-counts[lev], lev))[0]) if len(counts) else ""
+    levels = [lev for lev in counts.index if lev != reference]
+    levels.sort(key=lambda lev: (-counts[lev], lev))
+    design = pd.DataFrame({f"{name}_{lev}": (text == lev).astype(float).where(text.notna()) for lev in levels},
+                          index=values.index)
+    return design, [(f"{name}_{lev}", name, lev, reference) for lev in levels]
+
+
+def describe_design(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The design of ``cartrisk describe``'s Cox models on a registry frame: the established factors, coded as
+    their sources report them (:func:`cartrisk.data.literature.describe_terms`).
+
+    Returns
+    -------
+    design : DataFrame
+        One float column per term (NaN where an input is missing); a category gives one column per level
+        but its reference. Terms whose inputs the frame lacks are left out.
+    terms : DataFrame
+        ``term`` (the design column), ``variable`` (the term's name), ``level`` and ``reference`` (categories),
+        ``published`` (the literature factors to print beside it, ``;``-separated).
+    """
+    derived = derive_features(frame)
+    ranges = reference_ranges()
+    columns: dict[str, pd.Series] = {}
+    rows: list[tuple] = []
+    for term in describe_terms():
+        published = "; ".join(term.get("published", []))
+        name = term["name"]
+        if "coding" in term:
+            if term["coding"] not in derived or derived[term["coding"]].isna().all():
+                continue
+            columns[name] = derived[term["coding"]].astype(float)
+            rows.append((name, name, "", "", published))
+            continue
+        if term["column"] not in frame:
+            continue
+        values = frame[term["column"]]
+        if "log2_uln" in term:
+            x = values.astype(float)
+            columns[name] = np.log2(np.maximum(x, term["floor"]) / ranges[term["log2_uln"]])
+            rows.append((name, name, "", "", published))
+        elif "levels" in term:
+            columns[name] = values.isin(term["levels"]).astype(float).where(values.notna())
+            rows.append((name, name, "", "", published))
+        else:
+            coded, found = _reference_coded(values, name, term.get("reference"))
+            columns.update(coded.to_dict(orient="series"))
+            rows += [(*r, published) for r in found]
+    return pd.DataFrame(columns, index=frame.index), pd.DataFrame(rows, columns=list(DESIGN_META_COLUMNS))
+
+
+def generic_design(X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A Cox design for any covariate frame (the generic path): numbers as they are, categories (and 0/1 text)
+    against their most frequent level. Same return as :func:`describe_design`, with no published factors."""
+    columns: dict[str, pd.Series] = {}
+    rows: list[tuple] = []
+    for name in X.columns:
+        values = X[name]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            columns[str(name)] = values.astype(float)
+            rows.append((str(name), str(name), "", "", ""))
+        else:
+            coded, found = _reference_coded(values, str(name), None)
+            columns.update(coded.to_dict(orient="series"))
+            rows += [(*r, "") for r in found]
+    return pd.DataFrame(columns, index=X.index), pd.DataFrame(rows, columns=list(DESIGN_META_COLUMNS))

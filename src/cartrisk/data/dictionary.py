@@ -9,7 +9,11 @@ Roles
 ``id``            the patient identifier
 ``outcome``       OS-2 (failure to death or last contact) and its event flag
 ``date``          ISO dates from which the durations can be derived instead
+``setting``       where and when the patient was treated (centre, infusion year): for clustered and temporal
+                  validation, never a predictor of a named feature set
 ``infusion``      measured at or before CAR T-cell infusion (day 0)
+``post_infusion`` observed after infusion and before failure (toxicity): known at failure, so usable by
+                  the relapse-time feature sets, never by ``infusion``
 ``relapse``       measured at failure (progression or relapse)
 ``after_failure`` decided after the failure date: never a prognostic predictor by default
 ``derived``       computed by the library, never read from a file
@@ -18,21 +22,31 @@ Roles
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
+
+from cartrisk.exceptions import ConfigError
 
 __all__ = [
     "COLUMNS",
     "Column",
+    "DECLARABLE_KINDS",
+    "DECLARABLE_ROLES",
     "ROLES",
     "column_title",
+    "column",
     "columns_by_role",
+    "declared_column",
+    "column_spec",
+    "declared_columns",
     "data_dictionary_frame",
     "data_dictionary_markdown",
 ]
 
-ROLES = ("id", "outcome", "date", "infusion", "relapse", "after_failure", "derived")
+ROLES = ("id", "outcome", "date", "setting", "infusion", "post_infusion", "relapse", "after_failure", "derived")
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,10 @@ COLUMNS: tuple[Column, ...] = (
     _c("infusion_date", "date", "date", "Date of CAR T-cell infusion (day 0)."),
     _c("failure_date", "date", "date", "Date of progression or relapse after CAR T-cells."),
     _c("last_contact_date", "date", "date", "Date of death (os2_event = 1) or last contact (os2_event = 0)."),
+    # setting: centre and period, for clustered and temporal validation
+    _c("centre_id", "setting", "string", "Treating centre (pseudonymised code)."),
+    _c("infusion_year", "setting", "integer", "Calendar year of infusion (derived from infusion_date when absent).",
+       min=2009, max=2100),
     # infusion time
     _c("age_years", "infusion", "float", "Age at infusion.", unit="years", min=16, max=100),
     _c("sex", "infusion", "category", "Sex.", levels=("M", "F")),
@@ -131,8 +149,10 @@ COLUMNS: tuple[Column, ...] = (
     _c("bulky_infusion", "infusion", "binary", "Bulky disease (> 5 cm) at infusion."),
     _c("extranodal_infusion", "infusion", "integer", "Number of extranodal sites at infusion.", unit="sites",
        min=0, max=20),
-    _c("crs_grade", "infusion", "integer", "Highest cytokine release syndrome grade after infusion.", min=0, max=5),
-    _c("icans_grade", "infusion", "integer", "Highest ICANS grade after infusion.", min=0, max=5),
+    # after infusion, before failure: known at failure
+    _c("crs_grade", "post_infusion", "integer", "Highest cytokine release syndrome grade after infusion.", min=0,
+       max=5),
+    _c("icans_grade", "post_infusion", "integer", "Highest ICANS grade after infusion.", min=0, max=5),
     # relapse time
     _c("best_response", "relapse", "category", "Best response to CAR T-cells before failure.", levels=_RESPONSE),
     _c("ecog_failure", "relapse", "integer", "ECOG performance status at failure.", min=0, max=4),
@@ -190,6 +210,78 @@ def columns_by_role(*roles: str) -> list[Column]:
     if unknown:
         raise ValueError(f"unknown role(s) {sorted(unknown)}; roles are {', '.join(ROLES)}")
     return [c for c in COLUMNS if c.role in roles]
+
+
+#: What a site may declare in ``[data.extra]``: the kinds and roles of a covariate of its own.
+DECLARABLE_KINDS = ("integer", "float", "binary", "category")
+DECLARABLE_ROLES = ("infusion", "post_infusion", "relapse")
+_SPEC_KEYS = ("kind", "role", "unit", "min", "max", "levels", "meaning")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+def declared_column(name: str, spec: Mapping[str, Any]) -> Column:
+    """A covariate declared by a site (``[data.extra.NAME]`` of an experiment file) as a :class:`Column`.
+
+    Parameters
+    ----------
+    name : str
+        The column's name in the extract (after ``[data.columns]`` renaming): a letter, then letters, digits or
+        ``_``; not a data-dictionary name.
+    spec : mapping
+        ``kind`` (one of :data:`DECLARABLE_KINDS`), ``role`` (one of :data:`DECLARABLE_ROLES`), and optionally
+        ``unit``, ``min``, ``max`` (numbers), ``levels`` (a category's allowed values) and ``meaning``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``[data.extra.NAME]``, the key, the value and the fix.
+    """
+    where = f"[data.extra.{name}]"
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"{where}: the name must start with a letter and hold only letters, digits and '_' "
+                          "(64 at most); rename the column with [data.columns]")
+    if name in _BY_NAME:
+        raise ConfigError(f"{where}: '{name}' is a data-dictionary column ({_BY_NAME[name].meaning}); remove it from "
+                          "[data.extra]: the dictionary already defines it")
+    unknown = sorted(set(spec) - set(_SPEC_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known keys: "
+                          f"{', '.join(_SPEC_KEYS)}")
+    kind, role = spec.get("kind"), spec.get("role")
+    if kind not in DECLARABLE_KINDS:
+        raise ConfigError(f"{where}.kind: {kind!r} is not a declarable kind; use one of {', '.join(DECLARABLE_KINDS)}")
+    if role not in DECLARABLE_ROLES:
+        raise ConfigError(f"{where}.role: {role!r} is not a declarable role; use 'infusion' (measured at or before "
+                          "infusion), 'post_infusion' (after infusion, before failure) or 'relapse' (at failure)")
+    levels = tuple(str(v) for v in (spec.get("levels") or ()))
+    low, high = spec.get("min"), spec.get("max")
+    if kind == "category":
+        if len(levels) < 2 or len(set(levels)) < len(levels):
+            raise ConfigError(f"{where}.levels: a category needs at least two distinct levels, got {list(levels)}; "
+                              "list every allowed value, e.g. levels = [\"low\", \"high\"]")
+        if low is not None or high is not None:
+            raise ConfigError(f"{where}: a category takes levels, not min or max; remove min and max")
+    elif levels:
+        raise ConfigError(f"{where}.levels: only a category has levels (kind is {kind!r}); remove levels")
+    for key, value in (("min", low), ("max", high)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
+    if low is not None and high is not None and not low < high:
+        raise ConfigError(f"{where}: min must be below max, got min = {low}, max = {high}")
+    return Column(name, role, kind, str(spec.get("meaning") or f"Declared by the site ([data.extra.{name}])."),
+                  unit=str(spec.get("unit") or ""), levels=levels,
+                  min=None if low is None else float(low), max=None if high is None else float(high))
+
+
+def declared_columns(extra: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Column]:
+    """:func:`declared_column` for every entry of a ``[data.extra]`` mapping (name -> spec), in its order."""
+    return {name: declared_column(name, spec) for name, spec in (extra or {}).items()}
+
+
+def column_spec(col: Column) -> dict[str, Any]:
+    """A column's declaration as plain data (the inverse of :func:`declared_column`), for files and pipelines."""
+    return {"kind": col.kind, "role": col.role, "unit": col.unit, "min": col.min, "max": col.max,
+            "levels": list(col.levels), "meaning": col.meaning}
 
 
 def data_dictionary_frame() -> pd.DataFrame:

@@ -14,6 +14,7 @@ tolerances       the named test tolerances (absolute or relative)
 rule_constants   failure windows, the PC-PI and the time-to-progression groups
 reference_ranges laboratory limits the sources leave implicit (assumptions, marked as such)
 registry_facts   registry features reported by the sources (CD19 testing, salvage classes)
+simulation_assumptions the simulated registry's assumed numbers (centres, period, missingness, design HRs)
 feature_codings  binary codings of the established factors, with the sources' cut-points
 literature_features the ``literature`` feature set (the codings, then the continuous factors)
 """
@@ -31,6 +32,7 @@ import pandas as pd
 
 __all__ = [
     "GROUPS",
+    "describe_terms",
     "feature_codings",
     "literature_features",
     "method_constants",
@@ -38,6 +40,7 @@ __all__ = [
     "registry_facts",
     "risk_factors",
     "rule_constants",
+    "simulation_assumptions",
     "sources",
     "target",
     "targets",
@@ -245,6 +248,40 @@ def registry_facts() -> dict[str, Any]:
         ``salvage_class_pct``: first treatment after failure among those treated (DB22).
     """
     return copy.deepcopy(_data()["registry"])
+
+
+def simulation_assumptions() -> dict[str, Any]:
+    """The simulated registry's assumed numbers, every one marked ``source = "ASSUMPTION"``.
+
+    Returns
+    -------
+    dict
+        ``centres`` (number, sizes, random effect SD ``log_hr_sd`` on the baseline log hazard, case-mix shift),
+        ``period`` (log HR per year of infusion and the reference year), ``missing`` (``rates`` per column and
+        the dependence of laboratory values' missingness on the disease burden), ``design_hazard_ratios``.
+        A fresh copy on every call.
+    """
+    return copy.deepcopy(_data()["simulation"])
+
+
+def describe_terms() -> list[dict[str, Any]]:
+    """The terms of ``cartrisk describe``'s Cox models, each as its source codes it (a fresh copy).
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``published`` (the ``factor`` names of :func:`risk_factors` to print beside it), and one of:
+        ``coding`` (a :func:`feature_codings` name), ``column`` with ``log2_uln`` (a :func:`reference_ranges`
+        key) and ``floor``, ``column`` with ``levels`` (membership), or ``column`` with ``reference`` (a category
+        against its reference level).
+    """
+    terms = copy.deepcopy(_data()["describe"]["terms"])
+    factors = set(risk_factors()["factor"])
+    for term in terms:
+        unknown = [f for f in term.get("published", []) if f not in factors]
+        if unknown:
+            raise ValueError(f"literature.toml: describe term {term['name']!r} names unknown risk factor(s) {unknown}")
+    return terms
 
 
 def feature_codings() -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ Rows are numbered from 1 for the first patient (the CSV header is not counted).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,9 +200,11 @@ def _column_schema(col: Column, required_value: bool) -> pa.Column:
 # --- cross-column checks ----------------------------------------------------------------------------------------
 
 def _derive_from_dates(raw: pd.DataFrame) -> dict[str, pd.Series]:
-    """Durations implied by the dates present (NaN where a date is missing)."""
+    """Durations (and the infusion year) implied by the dates present (NaN where a date is missing)."""
     d = {c: _dates(raw[c]) for c in _DATE_COLUMNS if c in raw}
     out: dict[str, pd.Series] = {}
+    if "infusion_date" in d:
+        out["infusion_year"] = d["infusion_date"].dt.year.astype("float64")
     if "infusion_date" in d and "failure_date" in d:
         out["days_to_failure"] = (d["failure_date"] - d["infusion_date"]).dt.days
     if "failure_date" in d and "last_contact_date" in d:
@@ -223,6 +225,16 @@ def _cross_problems(raw: pd.DataFrame, source: str) -> list[Problem]:
     """Dates in the wrong order, and dates that disagree with the durations given beside them."""
     problems: list[Problem] = []
     for name, days in _derive_from_dates(raw).items():
+        if name == "infusion_year":
+            if name in raw:
+                given = _numbers(raw[name])
+                disagree = given.notna() & days.notna() & (given != days)
+                for idx in given.index[disagree.to_numpy()]:
+                    problems.append(Problem(source, int(idx) + 1, name, raw.at[idx, name],
+                                            f"disagrees with infusion_date, which gives {int(days[idx])}",
+                                            "correct infusion_year or infusion_date so that they agree, or give "
+                                            "only one"))
+            continue
         later, rule, fix = _ORDER_RULES[name]
         for idx in days.index[(days < 0).to_numpy()]:
             problems.append(Problem(source, int(idx) + 1, later, raw.at[idx, later], rule, fix))
@@ -238,7 +250,8 @@ def _cross_problems(raw: pd.DataFrame, source: str) -> list[Problem]:
 
 # --- the public entry points ------------------------------------------------------------------------------------
 
-def validate(frame: pd.DataFrame, *, source: str = "frame", require_outcome: bool = True) -> ValidationResult:
+def validate(frame: pd.DataFrame, *, source: str = "frame", require_outcome: bool = True,
+             extra: Mapping[str, Column] | None = None) -> ValidationResult:
     """Check a cohort frame against the data dictionary and return it typed.
 
     Parameters
@@ -252,14 +265,19 @@ def validate(frame: pd.DataFrame, *, source: str = "frame", require_outcome: boo
     require_outcome : bool
         False when scoring new patients: ``os2_days`` and ``os2_event`` are then
         optional (``days_to_failure`` stays required: it is a predictor).
+    extra : mapping of name -> Column, optional
+        The site's declared covariates (:func:`cartrisk.data.dictionary.declared_columns` of
+        ``[data.extra]``): each must be in the file and is checked like a dictionary column.
 
     Returns
     -------
     ValidationResult
         ``frame`` is the typed cohort (None when invalid), ``problems`` every
-        problem found, ``extra_columns`` the columns the dictionary does not know
-        (kept in the frame, never used as features unless named).
+        problem found, ``extra_columns`` the columns neither the dictionary nor ``extra``
+        knows (kept in the frame, never usable as features: declare them first).
     """
+    extra = dict(extra or {})
+    defined = {c.name: c for c in COLUMNS} | extra
     raw = frame.reset_index(drop=True)
     text_cols = [c for c in raw.columns if not pd.api.types.is_numeric_dtype(raw[c])
                  and not pd.api.types.is_datetime64_any_dtype(raw[c])]
@@ -270,35 +288,38 @@ def validate(frame: pd.DataFrame, *, source: str = "frame", require_outcome: boo
         result.problems.append(Problem(source, None, None, None, "no patients: the extract has no data rows",
                                        "export at least one patient below the header line"))
         return result
-    known = {c.name for c in COLUMNS}
-    result.extra_columns = [c for c in raw.columns if c not in known]
+    result.extra_columns = [c for c in raw.columns if c not in defined]
     if result.extra_columns:
-        result.notices.append("columns not in the data dictionary, kept but not used: "
-                              + ", ".join(result.extra_columns))
+        result.notices.append("columns neither in the data dictionary nor declared in [data.extra], kept but not "
+                              "usable as features: " + ", ".join(map(str, result.extra_columns)))
     derived = [c.name for c in columns_by_role("derived") if c.name in raw]
     if derived:
         raw = raw.drop(columns=derived)
         result.notices.append("derived columns are computed by cartrisk; ignored the file's: " + ", ".join(derived))
 
     result.problems += _missing_columns(raw, source, require_outcome)
+    result.problems += [Problem(source, None, name, None, "declared column missing: [data.extra] declares it but "
+                                "the file has no such column", f"add the column '{name}' to the extract, rename "
+                                "the file's column with [data.columns], or remove it from [data.extra]")
+                        for name in extra if name not in raw]
     if result.problems:
         return result
     implied = _derive_from_dates(raw)
     required = {"patient_id", "days_to_failure"} | ({"os2_days", "os2_event"} if require_outcome else set())
     schema = pa.DataFrameSchema(
         {c.name: _column_schema(c, c.name in required and c.name not in implied)
-         for c in COLUMNS if c.name in raw and c.role != "derived"},
+         for c in defined.values() if c.name in raw and c.role != "derived"},
         strict=False,
     )
     try:
         schema.validate(raw, lazy=True)
     except SchemaErrors as err:
-        result.problems += _problems_from_pandera(err.failure_cases, raw, source)
+        result.problems += _problems_from_pandera(err.failure_cases, raw, source, defined)
     result.problems += _cross_problems(raw, source)
     if result.problems:
         result.problems.sort(key=lambda p: (p.row or 0, p.column or ""))
         return result
-    typed = _typed(raw, implied)
+    typed = _typed(raw, implied, defined)
     if require_outcome and typed["os2_event"].sum() == 0:
         result.problems.append(Problem(source, None, "os2_event", None,
                                        "all patients are censored (no os2_event = 1): OS-2 cannot be modelled",
@@ -324,12 +345,13 @@ def _missing_columns(raw: pd.DataFrame, source: str, require_outcome: bool) -> l
     return problems
 
 
-def _problems_from_pandera(cases: pd.DataFrame, raw: pd.DataFrame, source: str) -> list[Problem]:
+def _problems_from_pandera(cases: pd.DataFrame, raw: pd.DataFrame, source: str,
+                           defined: Mapping[str, Column]) -> list[Problem]:
     problems = []
     for case in cases.itertuples(index=False):
         check = str(case.check)
         key = "required_value" if check == "not_nullable" else check
-        col = column(case.column) if case.column in {c.name for c in COLUMNS} else None
+        col = defined.get(case.column)
         unit = f" in {col.unit}" if col is not None and col.unit else ""
         levels = ", ".join(col.levels) if col is not None else ""
         rule = _RULES.get(key, check).format(rule=col.rule() if col else "")
@@ -344,12 +366,12 @@ def _problems_from_pandera(cases: pd.DataFrame, raw: pd.DataFrame, source: str) 
     return problems
 
 
-def _typed(raw: pd.DataFrame, implied: dict[str, pd.Series]) -> pd.DataFrame:
+def _typed(raw: pd.DataFrame, implied: dict[str, pd.Series], defined: Mapping[str, Column]) -> pd.DataFrame:
     out = raw.copy()
     for name, days in implied.items():
         if name not in out:
             out[name] = days
-    for col in COLUMNS:
+    for col in defined.values():
         if col.name not in out:
             continue
         s = out[col.name]
@@ -393,9 +415,11 @@ def read_extract(path: str | Path) -> pd.DataFrame:
                                       f"check that the file really is {kind}"))) from err
 
 
-def load_cohort(path: str | Path, *, require_outcome: bool = True) -> pd.DataFrame:
+def load_cohort(path: str | Path, *, require_outcome: bool = True,
+                extra: Mapping[str, Column] | None = None) -> pd.DataFrame:
     """Read and validate an extract; return the typed cohort or raise :class:`SchemaError` with every problem."""
-    return validate(read_extract(path), source=str(path), require_outcome=require_outcome).raise_if_invalid()
+    return validate(read_extract(path), source=str(path), require_outcome=require_outcome,
+                    extra=extra).raise_if_invalid()
 
 
 def to_xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

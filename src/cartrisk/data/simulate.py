@@ -18,8 +18,15 @@ each figure by its patients); (3) relapse-time covariates load on their infusion
 on a burden at relapse, and shift with the window (AB23 at salvage as a guide); (4) death, progression
 and censoring (staggered accrual to a cut-off, and losses to follow-up that give the published median
 follow-up); salvage is decided after failure, less often for early failures and sicker patients
-(confounding by indication), and has NO effect on the true hazard; (5) values missing completely at
-random at registry-like rates (LDH at infusion: ZU23; CD19: AB23).
+(confounding by indication), and has NO effect on the true hazard; (5) values missing at registry-like
+rates (LDH at infusion: ZU23; CD19: AB23), laboratory values more often in sicker patients.
+
+The registry is multi-centre and spans years: patients belong to 20-40 centres of unequal size, each with a
+random effect on the baseline log hazard and its own case mix (disease burden, product, LDH assay), and the
+year of infusion has a period effect on OS-2. Both enter the truth (:func:`planted_effects`: terms
+``centre_effect`` and ``period``); the truth frame holds each patient's centre and its effect. Every assumed
+number (centres, period, missingness, design hazard ratios) is in the literature data file, marked as an
+assumption (:func:`cartrisk.data.literature.simulation_assumptions`).
 
 Constants marked *fitted* were fitted once by least squares against the section-1 targets, on
 100,000 simulated patients whose marginal survival was computed exactly from the truth.
@@ -32,7 +39,8 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr, ndtri
+from scipy.optimize import brentq
+from scipy.special import expit, ndtr, ndtri
 
 from cartrisk.data import literature
 from cartrisk.data.dictionary import COLUMNS
@@ -52,15 +60,12 @@ _PROGRESSION_WINDOW_OFFSET = np.array([-2.693, 0.0, 0.138])
 #: Early-failure term 1 / (1 + (days / d50) ** steepness): a smooth version of the D0-30 rule.
 _EARLY_D50_DAYS = 35.0
 _EARLY_STEEPNESS = 3.0
-#: Late-failure term log(days / 90) between 90 days and 18 months (CA24: late failures do better).
+#: Late-failure term log(days / 90) between 90 days and 18 months (CA24: late failures do better); its log HR is an
+#: assumption of the literature data file.
 _LATE_SPAN_DAYS = (90.0, 540.0)
-_LATE_LOG_HR = -0.15
 #: Cut-points of the planted binary terms, as the literature codes them.
 _AGE_CUT_YEARS = 65.0
 _HB_CUT_G_DL = 10.0
-#: Design hazard ratios where the literature gives a direction but no usable HR.
-_DESIGN_HR = {"age_gt65": 1.3, "ecog_failure_ge2": 1.5, "extranodal_failure_gt1": 1.3, "hemoglobin_failure_lt10": 1.3,
-              "best_response_cr_pr": 0.75, "age_gt65_x_ecog_failure_ge2": 1.6}
 #: Loading of each infusion-time latent on the disease-burden factor.
 _LOADING = {"ldh": 0.7, "crp": 0.6, "ferritin": 0.5, "bulky": 0.5, "ecog": 0.5, "stage": 0.5, "extranodal": 0.5,
             "status": 0.4, "hb": 0.5, "response": 0.4}
@@ -73,12 +78,8 @@ _WINDOW_SHIFT_WEIGHT = 0.25
 #: Registry: failures accrue over 3 years, with rising intensity, up to the data cut-off.
 _DATA_CUTOFF = np.datetime64("2021-12-31", "D")
 _ACCRUAL_MONTHS = 36.0
-#: Missing-value rates (share of patients), completely at random; LDH at infusion comes from ZU23.
-_MISSING = {"ldh_failure": 0.15, "crp_infusion": 0.20, "ferritin_infusion": 0.30, "hemoglobin_failure": 0.10,
-            "ecog_infusion": 0.05, "ecog_failure": 0.10, "stage_infusion": 0.05, "stage_failure": 0.12,
-            "extranodal_infusion": 0.08, "extranodal_failure": 0.12, "bulky_infusion": 0.05, "bulky_failure": 0.10,
-            "prior_asct": 0.02, "prior_lines": 0.02, "bridging": 0.01, "status_at_infusion": 0.03,
-            "best_response": 0.03, "crs_grade": 0.03, "icans_grade": 0.03, "histology": 0.01, "salvage": 0.03}
+#: The LDH assays' upper limits of normal (U/L) a centre may use.
+_LDH_ULNS = np.array([190.0, 214.0, 225.0, 234.0, 246.0, 250.0, 280.0])
 _RESPONSE = np.array(["CR", "PR", "SD", "PD"], dtype=object)
 
 
@@ -116,18 +117,21 @@ def _published(factor: str, source: str, analysis: str) -> tuple[float, str]:
 
 
 def _design(name: str, why: str) -> tuple[float, str]:
-    return float(np.log(_DESIGN_HR[name])), f"design; {why}"
+    return float(np.log(literature.simulation_assumptions()["design_hazard_ratios"][name])), f"design; {why}"
 
 
 @cache
 def _terms() -> pd.DataFrame:
     """The planted terms of eta (see :func:`planted_effects`)."""
     lo, hi = _LATE_SPAN_DAYS
+    sim = literature.simulation_assumptions()
+    period, centres = sim["period"], sim["centres"]
     rows = [
         ("early_failure", "days_to_failure", f"1 / (1 + (days_to_failure / {_EARLY_D50_DAYS:g}) ** "
          f"{_EARLY_STEEPNESS:g})", "non-linear", *_published("failure D0-D30 (very early)", "DB22", "multivariable")),
         ("late_failure", "days_to_failure", f"log(clip(days_to_failure, {lo:g}, {hi:g}) / {lo:g})", "non-linear",
-         _LATE_LOG_HR, "design; direction from CA24 (late failure does better)"),
+         float(sim["design_hazard_ratios"]["late_failure_log_hr"]),
+         "design; direction from CA24 (late failure does better)"),
         ("ldh_infusion_gt_uln", "ldh_infusion, ldh_uln", "ldh_infusion > ldh_uln", "linear",
          *_published("LDH > ULN at infusion", "DB22", "multivariable")),
         ("crp_infusion_log2", "crp_infusion", "log2(max(crp_infusion, 1) / CRP ULN)", "linear",
@@ -153,6 +157,11 @@ def _terms() -> pd.DataFrame:
          *_design("best_response_cr_pr", "AB23's 0.5 is for OS from infusion, which includes the time to failure")),
         ("age_gt65_x_ecog_failure_ge2", "age_years, ecog_failure", "age_years > 65 and ecog_failure >= 2",
          "interaction", *_design("age_gt65_x_ecog_failure_ge2", "frailty, on top of both main effects")),
+        ("period", "infusion_year", f"infusion_year - {period['reference_year']}", "linear",
+         float(period["log_hr_per_year"]), "assumption; per calendar year of infusion (salvage options improved)"),
+        ("centre_effect", "centre_id", f"the centre's random effect b ~ N(0, {centres['log_hr_sd']:g}^2) on the "
+         "baseline log hazard", "random effect", 1.0,
+         "assumption; the design column holds each patient's centre effect b (coefficient 1)"),
     ]
     nulls = {"sex": "", "crs_grade": "", "icans_grade": "", "histology": "", "prior_asct": "", "bridging": "",
              "bulky_infusion": "", "bulky_failure": "", "cd19_failure": "",
@@ -172,9 +181,11 @@ def planted_effects() -> pd.DataFrame:
     pandas.DataFrame
         One row per term: ``term`` (its design column in the truth frame), ``columns`` (the
         data-dictionary columns it reads), ``coding`` (in words), ``kind`` (``linear``,
-        ``non-linear``, ``interaction`` or ``null``), ``log_hr`` and ``hr`` (per unit of the coded
-        term), ``basis`` (the published HR it takes, or a design choice and why). ``null`` rows name
-        covariates with no effect at all on the true hazard.
+        ``non-linear``, ``interaction``, ``random effect`` or ``null``), ``log_hr`` and ``hr`` (per
+        unit of the coded term), ``basis`` (the published HR it takes, or a design choice and why).
+        ``null`` rows name covariates with no effect at all on the true hazard. The ``random effect``
+        row is the centre's effect on the baseline log hazard: its design column holds each patient's
+        centre effect (coefficient 1); its SD is ``simulation_assumptions()["centres"]["log_hr_sd"]``.
     """
     return _terms().copy()
 
@@ -182,7 +193,7 @@ def planted_effects() -> pd.DataFrame:
 # ---- the true design ---------------------------------------------------------------------------------------------
 _DESIGN_INPUTS = ("days_to_failure", "ldh_infusion", "ldh_uln", "crp_infusion", "ferritin_infusion", "ecog_infusion",
                   "prior_lines", "age_years", "ldh_failure", "stage_failure", "ecog_failure", "extranodal_failure",
-                  "hemoglobin_failure", "best_response")
+                  "hemoglobin_failure", "best_response", "infusion_year")
 
 
 def _design_arrays(x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -210,6 +221,7 @@ def _design_arrays(x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         "hemoglobin_failure_lt10": num("hemoglobin_failure") < _HB_CUT_G_DL,
         "best_response_cr_pr": np.isin(np.asarray(x["best_response"], dtype=object), ("CR", "PR")),
         "age_gt65_x_ecog_failure_ge2": age65 & ecogf2,
+        "period": num("infusion_year") - literature.simulation_assumptions()["period"]["reference_year"],
     }
     return {k: v.astype(np.float64) for k, v in out.items()}
 
@@ -226,8 +238,9 @@ def true_design(frame: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One float column per non-null planted term, same index as ``frame``. The true log hazard
-        is ``true_design(frame) @ planted_effects().set_index("term")["log_hr"][columns]``.
+        One float column per non-null planted term but the centre's random effect, same index as
+        ``frame``. The true log hazard is ``true_design(frame) @ planted_effects().set_index("term")
+        ["log_hr"][columns]`` plus the patient's centre effect (truth column ``centre_effect``).
 
     Raises
     ------
@@ -290,13 +303,33 @@ def _draw_windows_and_days(rng: np.random.Generator, n: int) -> tuple[np.ndarray
     return window, days.astype(np.int64)
 
 
-def _draw_covariates(rng: np.random.Generator, window: np.ndarray) -> dict[str, np.ndarray]:
+def _draw_centres(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Centres: each patient's centre (codes), and per centre its label, random effect and case mix."""
+    spec = literature.simulation_assumptions()["centres"]
+    k = int(np.clip(n // spec["patients_per_centre"], spec["min"], spec["max"]))
+    sizes = np.exp(spec["size_log_sd"] * rng.standard_normal(k))
+    member = rng.choice(k, size=n, p=sizes / sizes.sum())
+    axicel = literature.target("product_axi-cel_pct") / 100.0
+    concentration = spec["product_concentration"]
+    width = len(str(k))
+    return {"member": member, "label": np.array([f"C{j + 1:0{width}d}" for j in range(k)], dtype=object),
+            "effect": spec["log_hr_sd"] * rng.standard_normal(k),
+            "burden_shift": spec["burden_shift_sd"] * rng.standard_normal(k),
+            "axicel_share": rng.beta(concentration * axicel, concentration * (1.0 - axicel), size=k),
+            "ldh_uln": _LDH_ULNS[rng.integers(0, _LDH_ULNS.size, k)]}
+
+
+def _draw_covariates(rng: np.random.Generator, window: np.ndarray, centres: Mapping[str, np.ndarray]
+                     ) -> dict[str, np.ndarray]:
     """Complete covariates (categories as object arrays of strings); private keys start with ``_``."""
     n = len(window)
     labels, *_ = _window_info()
     shift = _WINDOW_SHIFT_WEIGHT * (ndtri(_shares_by_window("ldh_gt_uln_pct"))
                                     - ndtri(literature.target("ldh_gt_uln_pct") / 100.0))[window]
-    burden = rng.standard_normal(n)
+    member = centres["member"]
+    # The centre shifts its patients' burden (case mix); scaled so that the pooled latent stays standard normal.
+    sd = literature.simulation_assumptions()["centres"]["burden_shift_sd"]
+    burden = (centres["burden_shift"][member] + rng.standard_normal(n)) / np.sqrt(1.0 + sd * sd)
     z = {k: a * burden + np.sqrt(1.0 - a * a) * rng.standard_normal(n) for k, a in _LOADING.items()}
 
     def share(quantity: str) -> np.ndarray:
@@ -311,8 +344,7 @@ def _draw_covariates(rng: np.random.Generator, window: np.ndarray) -> dict[str, 
     x["age_years"] = np.round(np.clip(age, 18.0, 84.0), 1)
     hist = ("DLBCL", "PMBL", "HGBCL", "tFL", "other")
     x["histology"] = pick(hist, np.array([literature.target(f"histology_{h}_pct") for h in hist]))
-    products = ("axi-cel", "tisa-cel")
-    x["product"] = pick(products, np.array([literature.target(f"product_{p}_pct") for p in products]))
+    x["product"] = np.where(rng.random(n) < centres["axicel_share"][member], "axi-cel", "tisa-cel").astype(object)
     gt3 = rng.random(n) < share("prior_lines_gt3_pct")
     x["prior_lines"] = np.where(gt3, np.minimum(3 + rng.geometric(0.55, n), 15), 2 + (rng.random(n) < 0.5))
     x["prior_asct"] = (rng.random(n) < share("prior_asct_pct")).astype(float)
@@ -324,7 +356,7 @@ def _draw_covariates(rng: np.random.Generator, window: np.ndarray) -> dict[str, 
     p2 = _shares_by_window("ecog_ge2_pct")
     ecog = np.column_stack([(1 - p2) * 0.45, (1 - p2) * 0.55, p2 * 0.85, p2 * 0.15])
     x["ecog_infusion"] = _ordinal(z["ecog"], ecog, window).astype(float)
-    x["ldh_uln"] = np.array([190.0, 214.0, 225.0, 234.0, 246.0, 250.0, 280.0])[rng.integers(0, 7, n)]
+    x["ldh_uln"] = centres["ldh_uln"][member]
     ldh = np.round(_skewed_ratio(z["ldh"] + ndtri(share("ldh_gt_uln_pct"))) * x["ldh_uln"])
     x["ldh_infusion"] = np.clip(ldh, 20, 20000)
     crp_median = np.array([literature.target("crp_median_mg_l", g) for g in labels])[window]
@@ -349,6 +381,7 @@ def _draw_relapse(rng: np.random.Generator, x: dict[str, np.ndarray], z: dict[st
     n = len(window)
     f, r, a = _RELAPSE_BURDEN_FROM_INFUSION, _RELAPSE_CORRELATION, _RELAPSE_BURDEN_LOADING
     relapse_burden = f * x["_burden"] + np.sqrt(1.0 - f * f) * rng.standard_normal(n)
+    x["_relapse_burden"] = relapse_burden
 
     def latent(name: str) -> np.ndarray:
         sd = np.sqrt(1.0 + 2.0 * r * a * _LOADING[name] * f)
@@ -382,18 +415,27 @@ def _censoring_rate_per_day() -> float:
     return float(-np.log(0.5 / (1.0 - t / accrual) ** 2) / t)
 
 
-def _draw_outcomes(rng: np.random.Generator, eta: np.ndarray, window: np.ndarray) -> dict[str, np.ndarray]:
+def _draw_accrual(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Days from failure to the data cut-off: failures accrue with rising intensity (density ~ (A - f))."""
+    accrual = months_to_days(_ACCRUAL_MONTHS)
+    return (1.0 + np.floor((accrual - 1.0) * (1.0 - np.sqrt(rng.random(n))))).astype(np.int64)
+
+
+def _infusion_year(admin: np.ndarray, days_to_failure: np.ndarray) -> np.ndarray:
+    infusion = _DATA_CUTOFF - admin.astype("timedelta64[D]") - days_to_failure.astype("timedelta64[D]")
+    return infusion.astype("datetime64[Y]").astype(np.int64) + 1970.0
+
+
+def _draw_outcomes(rng: np.random.Generator, eta: np.ndarray, window: np.ndarray, admin: np.ndarray
+                   ) -> dict[str, np.ndarray]:
     n = len(eta)
     death = _BASELINE_SCALE_DAYS * (rng.standard_exponential(n) * np.exp(-eta)) ** (1.0 / _BASELINE_SHAPE)
     progression = _PROGRESSION_SCALE_DAYS * (rng.standard_exponential(n) * np.exp(
         -eta - _PROGRESSION_WINDOW_OFFSET[window])) ** (1.0 / _PROGRESSION_SHAPE)
-    # Failures accrue with rising intensity up to the cut-off: follow-up to the cut-off has density ~ (A - f).
-    accrual = months_to_days(_ACCRUAL_MONTHS)
-    admin = 1.0 + np.floor((accrual - 1.0) * (1.0 - np.sqrt(rng.random(n))))
     censor = np.minimum(admin, rng.standard_exponential(n) / _censoring_rate_per_day())
     observed = np.minimum(death, censor)
     return {"event_time_days": death, "censor_time_days": censor, "progression_time_days": progression,
-            "admin_days": admin.astype(np.int64), "os2_days": np.maximum(np.ceil(observed), 1).astype(np.int64),
+            "os2_days": np.maximum(np.ceil(observed), 1).astype(np.int64),
             "os2_event": (death <= censor).astype(np.int64),
             "pfs2_days": np.maximum(np.ceil(np.minimum(progression, observed)), 1.0),
             "pfs2_event": (np.minimum(progression, death) <= censor).astype(float)}
@@ -410,24 +452,45 @@ def _draw_salvage(rng: np.random.Generator, window: np.ndarray, burden: np.ndarr
     return np.where(treated, kind, "none").astype(object)
 
 
+@cache
+def _missing_intercept(rate: float, slope: float) -> float:
+    """Log-odds intercept a with E[expit(a + slope Z)] = rate for Z standard normal (Gauss-Hermite quadrature)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    weights = weights / weights.sum()
+    return float(brentq(lambda a: float(weights @ expit(a + slope * nodes)) - rate, -30.0, 30.0))
+
+
 def _apply_missing(rng: np.random.Generator, x: dict[str, np.ndarray]) -> None:
-    """Remove values at random, in place (float NaN, or NaN in object arrays); drop the private keys."""
+    """Remove values, in place (float NaN, or NaN in object arrays); drop the private keys.
+
+    Each column loses its share of values (the literature file's rates); laboratory values are lost more often
+    in sicker patients (log odds rising with the disease burden at the time of measurement), the others at random.
+    """
     n = len(x["age_years"])
-    rates = dict(_MISSING, ldh_infusion=literature.target("ldh_infusion_missing_pct") / 100.0)
-    masks = {name: rng.random(n) < rates[name] for name in sorted(rates)}
+    spec = literature.simulation_assumptions()["missing"]
+    rates = dict(spec["rates"], ldh_infusion=literature.target("ldh_infusion_missing_pct") / 100.0)
+    slope = float(spec["lab_burden_log_odds"])
+    burden = {"infusion": x.pop("_burden"), "failure": x.pop("_relapse_burden")}
+    masks = {}
+    for name in sorted(rates):
+        u = rng.random(n)
+        if name in spec["labs"] and rates[name] > 0:
+            state = burden["failure" if name.endswith("_failure") else "infusion"]
+            masks[name] = u < expit(_missing_intercept(float(rates[name]), slope) + slope * state)
+        else:
+            masks[name] = u < rates[name]
     masks["ldh_uln"] = masks["ldh_infusion"] & masks["ldh_failure"]
     masks["aaipi"] = masks["ldh_infusion"] | masks["ecog_infusion"] | masks["stage_infusion"]
     masks["cd19_failure"] = ~x.pop("_cd19_tested")
-    x.pop("_burden")
     for name, mask in masks.items():
         values = x.pop(name)
         x[name] = np.where(mask, np.nan, values) if values.dtype == object else np.where(mask, np.nan, values * 1.0)
 
 
-def _frame(x: dict[str, np.ndarray], outcome: dict[str, np.ndarray]) -> pd.DataFrame:
+def _frame(x: dict[str, np.ndarray], outcome: dict[str, np.ndarray], admin: np.ndarray) -> pd.DataFrame:
     n = len(x["days_to_failure"])
     ids = np.strings.add("SIM-", np.strings.zfill(np.arange(1, n + 1).astype(np.str_), 7)).astype(object)
-    failure_date = _DATA_CUTOFF - outcome["admin_days"].astype("timedelta64[D]")
+    failure_date = _DATA_CUTOFF - admin.astype("timedelta64[D]")
     x.update(patient_id=ids, failure_date=failure_date,
              infusion_date=failure_date - x["days_to_failure"].astype("timedelta64[D]"),
              last_contact_date=failure_date + outcome["os2_days"].astype("timedelta64[D]"),
@@ -452,11 +515,14 @@ def simulate(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         (``SIM-0000001``...), int64 ``days_to_failure``, ``os2_days`` and ``os2_event``, dates that
         agree with them, other numbers float64 with NaN, categories as strings with NaN. Outcomes
         are never missing.
+        ``centre_id`` (``C01``...) and ``infusion_year`` are the centre and the period.
     truth : pandas.DataFrame
-        ``patient_id``, ``true_log_hazard``, ``true_surv_3m``, ``true_surv_6m``, ``true_surv_12m``,
+        ``patient_id``, ``centre_id``, ``true_log_hazard`` (every planted term, the centre's effect and
+        the period's included), ``true_surv_3m``, ``true_surv_6m``, ``true_surv_12m``,
         ``event_time_days`` (uncensored death), ``censor_time_days``, ``progression_time_days``, and
         one design column per non-null term of :func:`planted_effects`, computed from the complete
-        values before any was removed.
+        values before any was removed; ``centre_effect`` is the patient's centre's random effect on
+        the baseline log hazard (the same for every patient of a centre).
 
     Raises
     ------
@@ -467,18 +533,24 @@ def simulate(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(5)]
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(7)]
     window, days = _draw_windows_and_days(streams[0], int(n))
-    x = _draw_covariates(streams[1], window)
+    centres = _draw_centres(streams[5], int(n))
+    x = _draw_covariates(streams[1], window, centres)
     x["days_to_failure"] = days
+    admin = _draw_accrual(streams[6], int(n))
+    x["infusion_year"] = _infusion_year(admin, days)
+    x["centre_id"] = centres["label"][centres["member"]]
     design = _design_arrays(x)
+    design["centre_effect"] = centres["effect"][centres["member"]]
     eta = _eta(design)
-    outcome = _draw_outcomes(streams[2], eta, window)
+    outcome = _draw_outcomes(streams[2], eta, window, admin)
     x["salvage"] = _draw_salvage(streams[3], window, x["_burden"])
     _apply_missing(streams[4], x)
-    frame = _frame(x, outcome)
+    frame = _frame(x, outcome, admin)
     hazard_ratio = np.exp(eta)
-    truth = {"patient_id": frame["patient_id"].to_numpy(), "true_log_hazard": eta}
+    truth = {"patient_id": frame["patient_id"].to_numpy(), "centre_id": frame["centre_id"].to_numpy(),
+             "true_log_hazard": eta}
     for m in DEFAULT_HORIZONS_MONTHS:
         truth[f"true_surv_{m:g}m"] = np.exp(-(months_to_days(m) / _BASELINE_SCALE_DAYS) ** _BASELINE_SHAPE
                                             * hazard_ratio)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from sksurv.nonparametric import kaplan_meier_estimator
 
-__all__ = ["followup_median", "km_at", "km_median"]
+__all__ = ["followup_median", "km_at", "km_median", "logrank_test"]
 
 
 def km_at(event, time, times_days, conf_level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,7 +55,28 @@ def km_median(event, time, conf_level: float = 0.95) -> tuple[float, float, floa
     return first(s), first(ci[0]), first(ci[1])
 
 
-# --------------------------------------------------------------------------- Cox (Breslow ties)
+def logrank_test(event, time, groups) -> dict[str, float]:
+    """The log-rank test of equal survival across groups (scikit-survival's ``compare_survival``).
+
+    Parameters
+    ----------
+    event, time : array-like of shape (n_samples,)
+    groups : array-like of shape (n_samples,)
+        Group labels (no missing value; at least two groups).
+
+    Returns
+    -------
+    dict
+        ``chi2``, ``df`` (groups - 1) and ``p_value``.
+    """
+    from sksurv.compare import compare_survival
+    from sksurv.util import Surv
+
+    labels = np.asarray(groups).astype(str)
+    y = Surv.from_arrays(np.asarray(event, dtype=bool), np.asarray(time, dtype=float))
+    chi2, p_value = compare_survival(y, labels)[:2]
+    return {"chi2": float(chi2), "df": int(np.unique(labels).size - 1), "p_value": float(p_value)}
+
 
 
 def followup_median(event, time) -> float:

@@ -19,6 +19,9 @@ __all__ = ["CoxPH", "Coxnet"]
 
 
 class _LinearCox(_SksurvModel):
+    #: Categorical coding this family wants from the FeatureBuilder: one level dropped as the named reference.
+    categorical_coding = "reference"
+
     def _baseline(self):
         """scikit-survival's Breslow estimator behind the model's survival curves."""
         return self.model_._baseline_model

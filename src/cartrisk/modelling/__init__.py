@@ -16,8 +16,12 @@ _EXPORTS = {
     "RULES": "rules",
     "SurvivalPipeline": "pipeline",
     "ThreeWindowRule": "rules",
+    "build_features": "pipeline",
     "build_pipeline": "pipeline",
+    "check_leakage": "leakage",
+    "feature_inputs": "features",
     "feature_set_columns": "features",
+    "resolve_features": "features",
     "make_pipeline": "pipeline",
     "make_rule": "rules",
 }

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 
 from cartrisk.config import ExperimentConfig, ModelConfig
 from cartrisk.estimators import make_estimator
 from cartrisk.modelling.features import FeatureBuilder
 
-__all__ = ["SurvivalPipeline", "build_pipeline", "make_pipeline"]
+__all__ = ["SurvivalPipeline", "build_features", "build_pipeline", "make_pipeline"]
 
 
 class SurvivalPipeline(Pipeline):
@@ -58,6 +58,10 @@ def make_pipeline(
         An estimator, or a name from :data:`cartrisk.estimators.ESTIMATORS`.
     **estimator_params
         Passed to :func:`cartrisk.estimators.make_estimator` when ``estimator`` is a name.
+
+    A FeatureBuilder whose ``coding`` is ``"auto"`` (a copy, when one is given) gets the estimator's categorical
+    coding: reference-level coding for linear models (Cox, Coxnet: one level dropped, the reference named, so
+    an unpenalised Cox model has no collinear columns), full one-hot coding for trees.
     """
     if not isinstance(features, FeatureBuilder):
         features = FeatureBuilder(feature_set=features)
@@ -65,7 +69,15 @@ def make_pipeline(
         estimator = make_estimator(estimator, **estimator_params)
     elif estimator_params:
         estimator = estimator.set_params(**estimator_params)
+    if features.coding == "auto":
+        features = clone(features).set_params(coding=getattr(estimator, "categorical_coding", "onehot"))
     return SurvivalPipeline([("features", features), ("model", estimator)])
+
+
+def build_features(cfg: ExperimentConfig) -> FeatureBuilder:
+    """The experiment's feature builder: its feature set, declared covariates and allowed leakage suspects."""
+    return FeatureBuilder(feature_set=cfg.features.set, allow_after_failure=cfg.features.allow_after_failure,
+                          declared=cfg.data.extra_specs or None, allow_suspect=tuple(cfg.features.allow_suspect))
 
 
 def build_pipeline(cfg: ExperimentConfig, model: ModelConfig) -> SurvivalPipeline:
@@ -73,8 +85,7 @@ def build_pipeline(cfg: ExperimentConfig, model: ModelConfig) -> SurvivalPipelin
 
     An estimator with a ``random_state`` parameter that the model entry does not fix gets the experiment's seed.
     """
-    features = FeatureBuilder(feature_set=cfg.features.set, allow_after_failure=cfg.features.allow_after_failure)
-    pipe = make_pipeline(features, model.estimator, **model.params)
+    pipe = make_pipeline(build_features(cfg), model.estimator, **model.params)
     est = pipe.named_steps["model"]
     if "random_state" in est.get_params() and "random_state" not in model.params:
         est.set_params(random_state=cfg.seed)

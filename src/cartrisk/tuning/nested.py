@@ -40,6 +40,7 @@ from cartrisk.config import ExperimentConfig
 from cartrisk.data.datasets import Dataset, load_dataset
 from cartrisk.evaluation import CVResult, EventStratifiedKFold, FixedSplits, cross_validate_survival
 from cartrisk.exceptions import CartriskError, ConfigError
+from cartrisk.modelling.leakage import guard_experiment
 from cartrisk.modelling.pipeline import SurvivalPipeline
 from cartrisk.progress import Progress, no_progress
 from cartrisk.tracking import Tracker
@@ -283,6 +284,7 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     spec = ObjectiveSpec.from_weights(t.objective_weights)
     url = storage or t.storage or default_storage(tracker.tracking_uri if tracker is not None else cfg.tracking.uri)
     data = load_dataset(cfg.data, seed=cfg.seed)
+    leakage = guard_experiment(cfg, data)  # before any fit
     y = data.y
     base = t.study_name or cfg.name
     splits = outer_splits(cfg, y)
@@ -297,7 +299,7 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     with contextlib.ExitStack() as stack:
         parent_id, run_ids = None, {}
         if tracker is not None:
-            parent_id, run_ids = _open_runs(stack, tracker, cfg, data, studies, labels, spec, url, resume)
+            parent_id, run_ids = _open_runs(stack, tracker, cfg, data, studies, labels, spec, url, resume, leakage)
         start = time.time()
         plan = _Plan(cfg, tuple(names), n_trials, None if timeout is None else (start, start + timeout),
                      None if tracker is None else (tracker.tracking_uri, tracker.experiment, run_ids),
@@ -381,8 +383,8 @@ def _score(cfg, space, spec, data, splits, studies, labels, base) -> StudyResult
 
 
 def _open_runs(stack: contextlib.ExitStack, tracker: Tracker, cfg: ExperimentConfig, data: Dataset,
-               studies: list[optuna.Study], labels: list[str], spec: ObjectiveSpec, url: str, resume: bool
-               ) -> tuple[str, dict[str, str]]:
+               studies: list[optuna.Study], labels: list[str], spec: ObjectiveSpec, url: str, resume: bool,
+               leakage: pd.DataFrame | None = None) -> tuple[str, dict[str, str]]:
     """Open (or reopen on resume) the parent run and one run per study; close trial runs left RUNNING."""
     t = _tuning(cfg)
     stored = studies[0].user_attrs.get(PARENT_ATTR)
@@ -397,8 +399,10 @@ def _open_runs(stack: contextlib.ExitStack, tracker: Tracker, cfg: ExperimentCon
                                     "direction": spec.direction, "outer_folds": t.outer_folds,
                                     "inner_folds": t.inner_folds, "sampler": t.sampler, "pruner": t.pruner,
                                     "horizons_months": list(cfg.evaluation.horizons_months), "seed": cfg.seed,
-                                    "storage": url})
+                                    "storage": url, "allow_suspect": list(cfg.features.allow_suspect)})
         tracker.log_provenance(parent, data_hash=data.data_hash, seed=cfg.seed)
+        if leakage is not None:
+            tracker.log_text(parent, leakage.to_csv(index=False), "leakage.csv")
         if cfg.source_text:
             tracker.log_text(parent, cfg.source_text, "experiment.toml")
     run_ids = {}

@@ -11,6 +11,9 @@ from cartrisk import lazy_exports
 _EXPORTS = {
     "build_report": "report",
     "cluster_validations": "heterogeneity",
+    "describe_generic": "describe",
+    "describe_registry": "describe",
+    "DescribeResult": "describe",
     "estimate_text": "sections",
     "evaluate_experiment": "evaluate",
     "EvaluationReport": "evaluate",
@@ -30,6 +33,7 @@ _EXPORTS = {
     "SECTIONS": "report",
     "summary_table": "evaluate",
     "tune_heterogeneity": "heterogeneity",
+    "write_describe": "describe",
     "write_section": "sections",
 }
 __all__ = sorted(_EXPORTS)

@@ -25,6 +25,7 @@ from cartrisk.evaluation import (
     comparison_table,
     cross_validate_survival,
 )
+from cartrisk.modelling.leakage import guard_experiment
 from cartrisk.modelling.pipeline import SurvivalPipeline, build_pipeline
 from cartrisk.modelling.rules import make_rule
 from cartrisk.progress import Progress
@@ -54,6 +55,7 @@ class EvaluationReport:
     subgroups: dict = field(default_factory=dict)
     sample_size: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    leakage: pd.DataFrame | None = None
 
     def table(self) -> pd.DataFrame:
         """Models and rules side by side (mean and 95% interval of each metric)."""
@@ -76,6 +78,7 @@ def evaluate_experiment(cfg: ExperimentConfig, *, tracker: Tracker | None = None
     and the pipeline refitted on all data).
     """
     data = load_dataset(cfg.data, seed=cfg.seed)
+    leakage = guard_experiment(cfg, data)  # before any fit
     candidates: dict[str, tuple[str, object]] = {}
     for model in cfg.models:
         candidates[model.label] = ("model", build_pipeline(cfg, model))
@@ -93,7 +96,7 @@ def evaluate_experiment(cfg: ExperimentConfig, *, tracker: Tracker | None = None
         if progress:
             progress("models", i + 1, total)
     kinds = {label: kind for label, (kind, _) in candidates.items()}
-    report = EvaluationReport(cfg, data, results, kinds)
+    report = EvaluationReport(cfg, data, results, kinds, leakage=leakage)
     _where_it_holds(report, {k: v for k, (kind, v) in candidates.items() if kind == "model"}, progress)
     if tracker is not None:
         _track(report, {k: v for k, (_, v) in candidates.items()}, tracker)
@@ -146,8 +149,11 @@ def _track(report: EvaluationReport, estimators: dict[str, object], tracker: Tra
                                     "events": int(data.y["os2_event"].sum()), "features": cfg.features.set,
                                     "cv": {"n_splits": cfg.evaluation.n_splits,
                                            "n_repeats": cfg.evaluation.n_repeats},
-                                    "horizons_months": list(cfg.evaluation.horizons_months), "seed": cfg.seed})
+                                    "horizons_months": list(cfg.evaluation.horizons_months), "seed": cfg.seed,
+                                    "allow_suspect": list(cfg.features.allow_suspect)})
         tracker.log_provenance(parent, data_hash=data.data_hash, seed=cfg.seed)
+        if report.leakage is not None:
+            tracker.log_text(parent, report.leakage.to_csv(index=False), "leakage.csv")
         if cfg.source_text:
             tracker.log_text(parent, cfg.source_text, "experiment.toml")
         tracker.log_text(parent, report.table().to_csv(), "comparison.csv")

@@ -101,10 +101,9 @@ def subgroups_from_oof(results: dict, data: Dataset, cfg: ExperimentConfig, kind
 def sample_size_notes(cfg: ExperimentConfig, data: Dataset) -> tuple[dict[str, float], list[str]]:
     """Riley's check of the experiment's candidate parameters (the encoded features) on its cohort, and the
     warning to print when the expected shrinkage is below the target (0.9)."""
-    from cartrisk.modelling.features import FeatureBuilder
+    from cartrisk.modelling.pipeline import build_features
 
-    fb = FeatureBuilder(feature_set=cfg.features.set, allow_after_failure=cfg.features.allow_after_failure)
-    Z = fb.fit(data.X).transform(data.X)
+    Z = build_features(cfg).fit(data.X).transform(data.X)
     event, time = data.y["os2_event"], data.y["os2_days"] / DAYS_PER_MONTH
     check = sample_size_check(Z.to_numpy(float), time, event, horizon=max(cfg.evaluation.horizons_months))
     notes = []

@@ -37,12 +37,13 @@ from cartrisk.modelling.rules import make_rule
 from cartrisk.progress import Progress
 from cartrisk.tracking import Tracker
 from cartrisk.tuning import StudyResult, outer_splits, run_study
+from cartrisk.workflows.describe import DescribeResult, describe_registry, write_describe
 
 __all__ = ["QuickstartResult", "quickstart_experiment", "run_quickstart"]
 
-STAGES = ("simulate", "tune", "compare models", "explain", "risk groups", "export", "score")
+STAGES = ("simulate", "describe", "tune", "compare models", "explain", "risk groups", "export", "score")
 #: The report's artefact folders (:mod:`cartrisk.workflows.report`), in the order they are written.
-FOLDERS = ("cohort", "models", "explain", "groups", "scoring", "bundle")
+FOLDERS = ("cohort", "describe", "models", "explain", "groups", "scoring", "bundle")
 _RULES = ("d0_30", "d0_30_90", "pcpi")
 
 
@@ -74,6 +75,7 @@ class _Outputs:
     scored: pd.DataFrame
     scoring_rate: float
     range_warnings: list[str]
+    description: DescribeResult | None = None
 
 
 def quickstart_experiment(*, n: int = 1500, seed: int = 0) -> ExperimentConfig:
@@ -126,6 +128,9 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
         typed = validate(frame, source="simulated registry").raise_if_invalid()
         X, y = to_xy(typed)
 
+    with _stage("describe", seconds, progress):
+        description = describe_registry(typed)
+
     with _stage("tune", seconds, progress):
         study = run_study(cfg, tracker=tracker, n_trials=trials, progress=progress)
         best = study.best_pipeline
@@ -173,7 +178,8 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
             scored = load_bundle(bundle).score(fresh, source="fresh simulated cohort")
         rate = len(scored) / (time.perf_counter() - started)
         notes = [str(w.message) for w in caught if issubclass(w.category, StatisticalWarning)]
-    return _Outputs(typed, frame, study, results, kinds, explanation, table, groups, bundle, scored, rate, notes)
+    return _Outputs(typed, frame, study, results, kinds, explanation, table, groups, bundle, scored, rate, notes,
+                    description)
 
 
 def _headline(out: _Outputs) -> dict[str, float]:
@@ -208,6 +214,8 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
     written: dict[str, list[Path]] = {name: [] for name in FOLDERS}
     written["cohort"] += [csv(simulation_report(out.frame), "cohort", "simulated_vs_published.csv"),
                           csv(cohort_table(cohort_summary(y, X)), "cohort", "summary.csv")]
+    if out.description is not None:
+        written["describe"] += write_describe(out.description, folders["describe"])
     written["models"] += [csv(out.study.outer_folds, "models", "tuning_inner_vs_outer.csv"),
                           csv(comparison_table(out.results, out.kinds), "models", "comparison.csv")]
     markdown = folders["explain"] / "literature_concordance.md"

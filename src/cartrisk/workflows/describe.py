@@ -1,0 +1,319 @@
+"""The seed analysis on any extract (``cartrisk describe``): what the published papers on CAR T-cell failure report.
+
+Table 1 by failure window (:func:`cartrisk.data.table1.table_one`), Kaplan-Meier OS-2 by window with numbers at
+risk and the log-rank test, and univariable and multivariable unpenalised Cox models
+(:func:`cartrisk.evaluation.coxreg.cox_regression`: hazard ratio, 95% CI, Wald p, the reference level of each
+category, a Schoenfeld-residual test of proportional hazards per term) with the published hazard ratios of the
+literature file beside each term. On a registry extract the terms are the established factors coded as their
+sources code them (:func:`cartrisk.data.derive.describe_design`); on the generic path, every covariate.
+
+:func:`describe_registry` and :func:`describe_generic` compute (nothing is written);
+:func:`write_describe` writes the CSV tables, PNG figures and the report section's ``section.json`` into a
+folder (the quickstart logs it as the report's ``describe/`` section). Every file holds aggregates only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cartrisk.data import literature
+from cartrisk.data.derive import derive_features, describe_design, generic_design
+from cartrisk.data.dictionary import Column
+from cartrisk.data.survstats import km_at, km_median, logrank_test
+from cartrisk.data.table1 import group_code, table_one
+from cartrisk.evaluation.coxreg import cox_regression, ph_test
+from cartrisk.groups.figures import plot_km
+from cartrisk.plotting import GROUP_COLOURS, atomic_path, new_figure, save_figure
+from cartrisk.units import days_to_months, months_to_days
+
+__all__ = ["DescribeResult", "describe_generic", "describe_registry", "write_describe"]
+
+_KM_HORIZONS_MONTHS = (6.0, 12.0)
+_PUBLISHED = ("published_factor", "published_hr", "published_lower", "published_upper", "published_analysis",
+              "published_endpoint", "published_source")
+
+
+@dataclass
+class DescribeResult:
+    """The seed analysis of one cohort (aggregates, except the arrays the Kaplan-Meier figure is drawn from).
+
+    Attributes
+    ----------
+    table1, km, logrank, univariable, multivariable, ph_global : DataFrame
+        The tables written by :func:`write_describe` (snake_case columns).
+    answer : str
+        One sentence answering the section's question, with its key numbers.
+    group_name : str
+        What the groups are (``failure window``).
+    """
+
+    table1: pd.DataFrame
+    km: pd.DataFrame
+    logrank: pd.DataFrame
+    univariable: pd.DataFrame
+    multivariable: pd.DataFrame
+    ph_global: pd.DataFrame
+    answer: str
+    group_name: str
+    notes: list[str] = field(default_factory=list)
+    _curves: tuple | None = field(default=None, repr=False)
+
+
+def _published(terms: pd.DataFrame, analysis: str) -> pd.DataFrame:
+    """The published HR to print beside each term: OS-2 first, then the same analysis, then the first listed."""
+    rf = literature.risk_factors()
+    rows = []
+    for spec in terms["published"]:
+        names = [n.strip() for n in str(spec).split(";") if n.strip()]
+        found = rf[rf["factor"].isin(names) & rf["hr"].notna()]
+        if found.empty:
+            rows.append(dict.fromkeys(_PUBLISHED, np.nan))
+            continue
+        rank = (found["endpoint"] != "OS-2").astype(int) * 2 + (found["analysis"] != analysis).astype(int)
+        best = found.loc[rank.sort_values(kind="stable").index[0]]
+        rows.append({"published_factor": best["factor"], "published_hr": best["hr"], "published_lower": best["hr_low"],
+                     "published_upper": best["hr_high"], "published_analysis": best["analysis"],
+                     "published_endpoint": best["endpoint"], "published_source": best["source"]})
+    return pd.DataFrame(rows, index=terms.index)
+
+
+def _cox_table(design: pd.DataFrame, terms: pd.DataFrame, event, time, strata, analysis: str
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Univariable (one model per term) or multivariable (complete cases) Cox table, with PH tests."""
+    event, time = np.asarray(event, dtype=bool), np.asarray(time, dtype=float)
+    strata = None if strata is None else np.asarray(strata)
+    rows, ph_global = [], pd.DataFrame(columns=["model", "n", "events", "ph_chi2", "ph_df", "ph_p_value"])
+    if analysis == "univariable":
+        fits = []
+        for _, block in terms.groupby("variable", sort=False):
+            cols = block["term"].tolist()
+            known = design[cols].notna().all(axis=1).to_numpy()
+            fits.append((cols, known))
+    else:
+        fits = [(terms["term"].tolist(), design[terms["term"]].notna().all(axis=1).to_numpy())]
+    for cols, known in fits:
+        X = design.loc[known, cols]
+        keep = [c for c in cols if X[c].std() > 0]
+        base = {"n": int(known.sum()), "events": int(event[known].sum())}
+        if not keep or base["events"] == 0:
+            rows += [{"term": c, **base} for c in cols]
+            continue
+        try:
+            fit = cox_regression(X[keep], event[known], time[known],
+                                 strata=None if strata is None else strata[known])
+        except ValueError as err:  # collinear or separated terms in this cohort: say so, fit the others
+            rows += [{"term": c, **base, "note": str(err)} for c in cols]
+            continue
+        table = fit.table().merge(ph_test(fit), on="term", how="left")
+        for c in cols:
+            row = table[table["term"] == c]
+            rows.append({"term": c, **base, **(row.iloc[0].to_dict() if len(row) else {})})
+        if analysis == "multivariable":
+            glob = ph_test(fit).iloc[-1]
+            ph_global = pd.DataFrame([{"model": "multivariable", **base, "ph_chi2": glob["ph_chi2"],
+                                       "ph_df": int(glob["ph_df"]), "ph_p_value": glob["ph_p_value"]}])
+    out = pd.DataFrame(rows).merge(terms, on="term", how="left")
+    out = pd.concat([out, _published(out, analysis)], axis=1)
+    columns = ["term", "variable", "level", "reference", "n", "events", "hr", "hr_lower", "hr_upper", "p_value",
+               "coef", "se", "ph_chi2", "ph_p_value", *_PUBLISHED, "note"]
+    return out.reindex(columns=columns), ph_global
+
+
+def _km_table(event, time, groups: pd.Series, by_published: Mapping[str, float]) -> pd.DataFrame:
+    rows = []
+    horizons = months_to_days(np.asarray(_KM_HORIZONS_MONTHS))
+    for label in ["all", *groups.cat.categories]:
+        m = np.ones(len(groups), dtype=bool) if label == "all" else (groups == label).to_numpy()
+        med = [days_to_months(v) if np.isfinite(v) else np.nan for v in km_median(event[m], time[m])]
+        surv, low, high = km_at(event[m], time[m], horizons)
+        row = {"group": label, "group_code": group_code(label), "n": int(m.sum()), "events": int(event[m].sum()),
+               "median_months": med[0], "median_lower": med[1], "median_upper": med[2]}
+        for h, s, lo, hi in zip(_KM_HORIZONS_MONTHS, surv, low, high, strict=True):
+            row |= {f"os2_{h:g}m": s, f"os2_{h:g}m_lower": lo, f"os2_{h:g}m_upper": hi}
+        row["published_median_months"] = by_published.get(str(label), np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _logrank(event, time, groups: pd.Series, first: str | None) -> pd.DataFrame:
+    known = groups.notna().to_numpy()
+    rows = []
+    if groups[known].nunique() >= 2:
+        rows.append({"comparison": f"all {groups[known].nunique()} groups", **logrank_test(event[known], time[known],
+                                                                                          groups[known])})
+    if first is not None and groups[known].nunique() > 2:
+        early = (groups[known] == first).to_numpy()
+        rows.append({"comparison": f"{first} vs later", **logrank_test(event[known], time[known], early)})
+    return pd.DataFrame(rows, columns=["comparison", "chi2", "df", "p_value"])
+
+
+def _p(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else ("< 0.0001" if value < 1e-4 else f"= {value:.2g}")
+
+
+def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_name: str, lead: str | None,
+            outcome: str = "OS-2") -> str:
+    parts = []
+    groups = km[km["group"] != "all"]
+    if len(groups):
+        medians = "; ".join(f"{r.group} {r.median_months:.1f} months (95% CI {r.median_lower:.1f}-"
+                            f"{'NR' if not np.isfinite(r.median_upper) else f'{r.median_upper:.1f}'})"
+                            if np.isfinite(r.median_months) else f"{r.group} not reached"
+                            for r in groups.itertuples())
+        tests = ", ".join(f"{r.comparison} p {_p(r.p_value)}" for r in logrank.itertuples())
+        parts.append(f"Median {outcome} by {group_name}: {medians} (log-rank {tests})")
+    else:
+        row = km.iloc[0]
+        parts.append(f"Median {outcome} {row.median_months:.1f} months (95% CI {row.median_lower:.1f}-"
+                     f"{row.median_upper:.1f})")
+    fitted = multi.dropna(subset=["hr"])
+    if len(fitted):
+        top = fitted[fitted["term"] == lead] if lead is not None and (fitted["term"] == lead).any() else \
+            fitted.loc[[fitted["p_value"].idxmin()]]
+        r = top.iloc[0]
+        text = (f"in the multivariable Cox model ({int(r.n)} complete cases, {int(r.events)} deaths) {r.term} had HR "
+                f"{r.hr:.2f} (95% CI {r.hr_lower:.2f}-{r.hr_upper:.2f}, p {_p(r.p_value)})")
+        if np.isfinite(r.published_hr):
+            text += (f", published {r.published_hr:.2f} ({r.published_lower:.2f}-{r.published_upper:.2f}, "
+                     f"{r.published_source})")
+        parts.append(text)
+    return "; ".join(parts) + "."
+
+
+def _describe(frame: pd.DataFrame, event, time, groups: pd.Series | None, design: pd.DataFrame, terms: pd.DataFrame,
+              *, defined=None, strata=None, group_name: str, published_medians=None, lead=None,
+              table_columns=None, outcome: str = "OS-2") -> DescribeResult:
+    event, time = np.asarray(event, dtype=bool), np.asarray(time, dtype=float)
+    cat = groups if groups is not None else pd.Series(pd.Categorical([np.nan] * len(frame)), index=frame.index)
+    uni, _ = _cox_table(design, terms, event, time, strata, "univariable")
+    multi, ph_global = _cox_table(design, terms, event, time, strata, "multivariable")
+    km = _km_table(event, time, cat, published_medians or {})
+    first = str(cat.cat.categories[0]) if groups is not None and len(cat.cat.categories) else None
+    logrank = _logrank(event, time, cat, first) if groups is not None else _logrank(event, time, cat, None)
+    t1 = table_one(frame, groups, columns=table_columns, defined=defined)
+    answer = _answer(km, logrank, multi, group_name, lead, outcome)
+    return DescribeResult(t1, km, logrank, uni, multi, ph_global, answer, group_name,
+                          _curves=(time, event, cat))
+
+
+def describe_registry(typed: pd.DataFrame, *, declared: Mapping[str, Column] | None = None,
+                      strata: str | None = None, adjust: pd.DataFrame | None = None) -> DescribeResult:
+    """The seed analysis of a validated registry extract, by failure window.
+
+    Parameters
+    ----------
+    typed : DataFrame
+        A validated extract (:func:`cartrisk.data.schema.validate`), outcome included.
+    declared : mapping of name -> Column, optional
+        The site's declared columns: shown in Table 1.
+    strata : str, optional
+        A column (e.g. ``centre_id``) whose levels get their own baseline hazard in the Cox models.
+    adjust : DataFrame, optional
+        Extra design columns (same index) every Cox model adjusts for, e.g. a flexible form of the time to failure.
+    """
+    window = derive_features(typed[["days_to_failure"]])["failure_window"]
+    labels = literature.rule_constants()["failure_windows"]
+    groups = pd.Series(pd.Categorical(window, categories=labels), index=typed.index)
+    design, terms = describe_design(typed)
+    if adjust is not None:
+        design = pd.concat([design, adjust], axis=1)
+        terms = pd.concat([terms, pd.DataFrame({"term": adjust.columns, "variable": adjust.columns, "level": "",
+                                                "reference": "", "published": ""})], ignore_index=True)
+    medians = {g: literature.target("median_os2_months", g) for g in ("all", *labels)}
+    return _describe(typed, typed["os2_event"], typed["os2_days"], groups, design, terms, defined=declared,
+                     strata=None if strata is None else typed[strata].astype(str), group_name="failure window",
+                     published_medians=medians, lead="failure_d0_30")
+
+
+def describe_generic(X: pd.DataFrame, y: np.ndarray, *, by: str | None = None, strata: str | None = None
+                     ) -> DescribeResult:
+    """The same analysis on any cohort (the generic path): Table 1 and Kaplan-Meier by ``by`` (a covariate, or
+    none), Cox models of every covariate (categories against their most frequent level), no published HRs."""
+    event_field, time_field = y.dtype.names
+    groups = None
+    covariates = X
+    if by is not None:
+        values = X[by]
+        groups = pd.Series(pd.Categorical(values.astype(object).where(values.isna(), values.astype(str))),
+                           index=X.index)
+        covariates = X.drop(columns=[by])
+    if strata is not None:
+        covariates = covariates.drop(columns=[strata])
+    design, terms = generic_design(covariates)
+    return _describe(X, y[event_field], y[time_field], groups, design, terms,
+                     strata=None if strata is None else X[strata].astype(str), group_name=by or "cohort",
+                     table_columns=list(X.columns), outcome="survival")
+
+
+def _forest(multi: pd.DataFrame):
+    rows = multi.dropna(subset=["hr"]).iloc[::-1]
+    fig = new_figure(7.5, 0.32 * len(rows) + 1.4)
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))
+    ax.errorbar(rows["hr"], y, xerr=[rows["hr"] - rows["hr_lower"], rows["hr_upper"] - rows["hr"]], fmt="o",
+                color=GROUP_COLOURS[0], ms=4, capsize=2, label="this cohort (95% CI)")
+    pub = rows["published_hr"].notna().to_numpy()
+    if pub.any():
+        ax.plot(rows["published_hr"][pub], y[pub], marker="D", ls="none", color=GROUP_COLOURS[3], ms=5,
+                label="published HR")
+    labels = [t if not lev or pd.isna(lev) else f"{v}: {lev} vs {ref}"
+              for t, v, lev, ref in zip(rows["term"], rows["variable"], rows["level"], rows["reference"], strict=True)]
+    ax.set_yticks(y, labels, fontsize="small")
+    ax.axvline(1.0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    low = float(np.nanmin(np.r_[rows["hr_lower"], rows["published_hr"]]))
+    high = float(np.nanmax(np.r_[rows["hr_upper"], rows["published_hr"]]))
+    ticks = [t for t in (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0) if low / 1.5 <= t <= high * 1.5]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("hazard ratio of death (OS-2), log scale")
+    ax.set_title("Multivariable Cox model", fontsize="medium")
+    ax.legend(fontsize="small", frameon=False, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
+def _km_figure(result: DescribeResult):
+    time, event, groups = result._curves
+    codes = groups if groups.notna().all() else pd.Series(pd.Categorical(["all"] * len(groups)), index=groups.index)
+    fig = new_figure(7.0, 5.6)
+    grid = fig.add_gridspec(2, 1, height_ratios=[4, 1.1])
+    ax, table_ax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    title = f"OS-2 by {result.group_name}"
+    if len(result.logrank):
+        title += "; log-rank " + ", ".join(f"{r.comparison} p {_p(r.p_value)}" for r in result.logrank.itertuples())
+    plot_km(ax, time, event, codes.cat.remove_unused_categories(), table_ax=table_ax, title=title)
+    ax.title.set_fontsize("small")
+    return fig
+
+
+def write_describe(result: DescribeResult, out_dir: str | Path) -> list[Path]:
+    """Write the seed analysis into ``out_dir``: CSV tables, PNG figures and ``section.json`` (the report
+    section contract: the answer sentence, the key figure and its alt text, the compact table)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    tables = {"table1.csv": result.table1, "km_by_group.csv": result.km, "logrank.csv": result.logrank,
+              "cox_univariable.csv": result.univariable, "cox_multivariable.csv": result.multivariable,
+              "ph_global.csv": result.ph_global}
+    for name, table in tables.items():
+        with atomic_path(out / name) as tmp:
+            table.to_csv(tmp, index=False)
+        written.append(out / name)
+    written.append(save_figure(_km_figure(result), out / "km_by_group.png"))
+    if result.multivariable["hr"].notna().any():
+        written.append(save_figure(_forest(result.multivariable), out / "cox_forest.png"))
+    section = {"answer": result.answer, "figure": "km_by_group.png",
+               "alt": f"Kaplan-Meier curves of OS-2 by {result.group_name} with 95% bands and numbers at risk; "
+                      "log-rank test in the title.",
+               "table": "cox_multivariable.csv"}
+    with atomic_path(out / "section.json") as tmp:
+        tmp.write_text(json.dumps(section, indent=2), encoding="utf-8")
+    written.append(out / "section.json")
+    return written
