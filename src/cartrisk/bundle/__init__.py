@@ -8,17 +8,24 @@ from __future__ import annotations
 from cartrisk import lazy_exports
 
 _EXPORTS = {
+    "ALLOWED_TYPES": "serialise",
     "BUNDLE_FORMAT": "scoring",
     "Bundle": "scoring",
     "Evidence": "export",
     "ScoreReport": "scoring",
+    "Signature": "signing",
+    "TRUSTED_KEYS_ENV": "signing",
     "TRIPOD_AI_ITEMS": "modelcard",
     "TRUSTED_TYPES": "serialise",
     "dump_pipeline": "serialise",
     "export_bundle": "export",
+    "generate_keypair": "signing",
     "load_bundle": "scoring",
     "load_pipeline": "serialise",
+    "outside_training_counts": "aggregates",
     "provenance": "provenance",
+    "score_distribution": "aggregates",
+    "sign_bundle": "signing",
     "summary_line": "scoring",
 }
 __all__ = sorted(_EXPORTS)

@@ -18,8 +18,10 @@ _EXPORTS = {
     "ThreeWindowRule": "rules",
     "build_pipeline": "pipeline",
     "feature_set_columns": "features",
+    "known_feature_names": "features",
     "make_pipeline": "pipeline",
     "make_rule": "rules",
+    "resolve_features": "features",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -14,6 +14,8 @@ covariates add beyond time to failure.
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -28,7 +30,8 @@ from cartrisk.data.dictionary import COLUMNS, columns_by_role
 from cartrisk.data.literature import feature_codings, literature_features
 from cartrisk.exceptions import ConfigError
 
-__all__ = ["FEATURE_SETS", "FeatureBuilder", "derive_features", "feature_set_columns"]
+__all__ = ["FEATURE_SETS", "FeatureBuilder", "derive_features", "feature_set_columns", "known_feature_names",
+           "resolve_features"]
 
 _KNOWN = {c.name: c for c in COLUMNS}
 _OUTCOME = ("os2_days", "os2_event", "patient_id", "infusion_date", "failure_date", "last_contact_date")
@@ -86,6 +89,94 @@ def feature_set_columns(feature_set: str | list[str] | tuple[str, ...]) -> list[
     return list(FEATURE_SETS[feature_set])
 
 
+def known_feature_names() -> list[str]:
+    """Every feature name a list may use on registry data: data-dictionary columns, derived features and the
+    literature codings (data columns of a generic data set are known too; see :func:`resolve_features`)."""
+    codes = [c["name"] for c in feature_codings()]
+    return list(dict.fromkeys([c.name for c in COLUMNS] + list(_DERIVED_SOURCES) + codes))
+
+
+def _closest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    return f" (closest: {', '.join(close)})" if close else ""
+
+
+def resolve_features(feature_set: str | list[str] | tuple[str, ...], columns, *, allow_after_failure: bool = False,
+                     where: str = "features.set") -> list[str]:
+    """The features of a feature set, checked against the columns of the data they will be computed from.
+
+    Parameters
+    ----------
+    feature_set : str or list of str
+        A named set (:data:`FEATURE_SETS` or ``"literature"``) or a list of feature names.
+    columns : iterable of str
+        The data's columns (before derivation: ``X`` of :func:`cartrisk.data.to_xy`, or a generic data set's
+        covariates).
+    allow_after_failure : bool, default False
+        As :class:`FeatureBuilder`'s parameter.
+    where : str
+        The file and key that gave ``feature_set``, for messages.
+
+    Returns
+    -------
+    list of str
+        The features that will be used: for a named set those whose data columns are present, for a list every
+        name (each one checked).
+
+    Raises
+    ------
+    ConfigError
+        An unknown set or feature name (with the closest known names), an outcome or identifier column, an
+        after-failure column without ``allow_after_failure``, a listed feature whose data column is not in the
+        data, or a named set none of whose features the data hold.
+    """
+    present = set(map(str, columns))
+    if isinstance(feature_set, str):
+        if feature_set != "literature" and feature_set not in FEATURE_SETS:
+            known = [*FEATURE_SETS, "literature"]
+            raise ConfigError(f"{where}: unknown feature set {feature_set!r}{_closest(feature_set, known)}; known "
+                              f"sets: {', '.join(known)}, or a list of columns")
+        wanted = feature_set_columns(feature_set)
+        usable = [f for f in wanted if f in present or all(c in present for c in _inputs(f))]
+        if not usable:
+            raise ConfigError(f"{where}: none of the features of set {feature_set!r} can be computed from the data "
+                              f"(looked for: {', '.join(wanted)}); the data have: {', '.join(sorted(present))}")
+        return usable
+    if not isinstance(feature_set, list | tuple) or not feature_set:
+        raise ConfigError(f"{where}: give a feature set name or a non-empty list of columns, got {feature_set!r}")
+    wanted = [str(f) for f in feature_set]
+    duplicated = sorted({f for f in wanted if wanted.count(f) > 1})
+    if duplicated:
+        raise ConfigError(f"{where}: feature(s) {', '.join(duplicated)} listed more than once; list each once")
+    _check_leaks(wanted, allow_after_failure, where)
+    known = known_feature_names()
+    unknown = [f for f in wanted if f not in present and f not in known]
+    if unknown:
+        candidates = sorted(set(known) | present)
+        listed = "; ".join(f"{f!r}{_closest(f, candidates)}" for f in unknown)
+        raise ConfigError(f"{where}: unknown feature(s) {listed}. Use data-dictionary columns (`cartrisk columns`), "
+                          "derived features or the data's own columns")
+    absent = [f for f in wanted if f not in present and not all(c in present for c in _inputs(f))]
+    if absent:
+        needs = "; ".join(f"{f} needs {', '.join(c for c in _inputs(f) if c not in present)}" for f in absent)
+        raise ConfigError(f"{where}: feature(s) {', '.join(absent)} cannot be computed: the data lack their column(s) "
+                          f"({needs}); add the column(s) to the data or remove the feature(s)")
+    return wanted
+
+
+def _check_leaks(wanted: list[str], allow_after_failure: bool, where: str) -> None:
+    leaks = [c for c in wanted if c in _OUTCOME]
+    if leaks:
+        raise ConfigError(f"{where}: feature(s) {', '.join(leaks)} are the outcome or identify the patient; "
+                          "remove them from the feature list")
+    after = [c for c in wanted if c in _KNOWN and _KNOWN[c].role == "after_failure"]
+    if after and not allow_after_failure:
+        raise ConfigError(
+            f"{where}: feature(s) {', '.join(after)} are decided or observed after the failure date (time zero of "
+            "OS-2) and are confounded by indication, so they are no prognostic predictor; remove them, or set "
+            "allow_after_failure = true to study them as an adjustment")
+
+
 def _is_categorical(name: str, frame: pd.DataFrame) -> bool:
     if name in _KNOWN:
         return _KNOWN[name].kind in ("category", "string")
@@ -130,17 +221,11 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         self.scale = scale
         self.add_indicator = add_indicator
 
-    def _check_columns(self, wanted: list[str]) -> None:
-        leaks = [c for c in wanted if c in _OUTCOME]
-        if leaks:
-            raise ConfigError(f"feature(s) {', '.join(leaks)} are the outcome or identify the patient; "
-                              "remove them from the feature list")
-        after = [c for c in wanted if c in _KNOWN and _KNOWN[c].role == "after_failure"]
-        if after and not self.allow_after_failure:
-            raise ConfigError(
-                f"feature(s) {', '.join(after)} are decided or observed after the failure date (time zero of OS-2) "
-                "and are confounded by indication, so they are no prognostic predictor; remove them, or set "
-                "allow_after_failure = true to study them as an adjustment")
+    def _check_columns(self, wanted: list[str], X: pd.DataFrame) -> None:
+        if isinstance(self.feature_set, list | tuple):  # a named set may skip what the data lack, a list may not
+            resolve_features(self.feature_set, X.columns, allow_after_failure=self.allow_after_failure,
+                             where="feature_set")
+        _check_leaks(wanted, self.allow_after_failure, "feature_set")
 
     def fit(self, X: pd.DataFrame, y=None):
         """Learn imputation values, levels and scales from ``X`` (``y`` is accepted and ignored)."""
@@ -148,7 +233,7 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
             raise TypeError("FeatureBuilder needs a pandas DataFrame with named columns, got "
                             f"{type(X).__name__}")
         wanted = feature_set_columns(self.feature_set)
-        self._check_columns(wanted)
+        self._check_columns(wanted, X)
         frame = derive_features(X)
         self.columns_ = [c for c in wanted if c in frame]
         self.absent_columns_ = [c for c in wanted if c not in frame]

@@ -44,7 +44,14 @@ def _get_run(tracker, run_id: str):
 
 
 def _study_run(tracker, study: str):
-    """(Optuna study name as tagged, its MLflow run): ``NAME`` itself or the final study ``NAME.final``."""
+    """(Optuna study name as tagged, its MLflow run): ``NAME`` itself or the final study ``NAME.final``.
+
+    An experiment tuned several times has studies ``NAME``, ``NAME.run2``... (:func:`cartrisk.tuning.studies.run_base`);
+    ``NAME`` then means its latest run (its parent tuning run is tagged ``cartrisk.study_base = NAME``).
+    """
+    latest = tracker.find_runs({"cartrisk.kind": "tuning", "cartrisk.study_base": study})
+    if latest and latest[0].data.tags.get("cartrisk.study"):
+        study = latest[0].data.tags["cartrisk.study"]
     for name in (study, f"{study}.final"):
         found = tracker.find_runs({"cartrisk.kind": "study", "cartrisk.study": name})
         if found:
@@ -216,9 +223,11 @@ def _design(run, holder) -> str:
 
 def export_from_tracking(*, name: str, models_dir: str | Path = "models", run_id: str | None = None,
                          study: str | None = None, trial: int | None = None, tracking_uri: str | None = None,
-                         data: str | Path | None = None, overwrite: bool = False, register: bool = False) -> Path:
+                         data: str | Path | None = None, overwrite: bool = False, register: bool = False,
+                         sign_with: str | Path | None = None) -> Path:
     """Export the model of an MLflow run or Optuna study as a bundle (see :func:`cartrisk.bundle.export_bundle`);
-    with ``register``, also register it in the same MLflow store as a pyfunc model."""
+    with ``register``, also register it in the same MLflow store as a pyfunc model; with ``sign_with`` (a private
+    key file), sign it."""
     tracker = _tracker(tracking_uri)
     run = resolve_run(tracker, run_id=run_id, study=study, trial=trial)
     pipeline = pipeline_from_run(run.info.run_id, tracker=tracker)
@@ -236,7 +245,7 @@ def export_from_tracking(*, name: str, models_dir: str | Path = "models", run_id
     extra = {} if horizons is None else {"horizons_months": horizons}
     path = export_bundle(pipeline, models_dir, name=name, training_frame=frame,
                          evidence=Evidence(cv_result=_metrics(run), comparison=_rule_results(tracker, run)),
-                         metadata=meta, overwrite=overwrite, **extra)
+                         metadata=meta, overwrite=overwrite, sign_with=sign_with, **extra)
     if register:
         experiment = tracker.client.get_experiment(run.info.experiment_id).name
         register_bundle(_tracker(tracker.tracking_uri, experiment), path, name, source_run_id=run.info.run_id)

@@ -14,7 +14,8 @@ The protocol (the usual nested cross-validation):
    the gap between inner and outer values shows by how much.
 
 So a run holds ``outer_folds + 1`` Optuna studies, ``NAME.outer1`` ... ``NAME.final``, in one storage
-(see :mod:`cartrisk.tuning.studies` for storage, resume and workers). Several ``[[models]]`` entries are
+(see :mod:`cartrisk.tuning.studies` for storage, resume and workers). Running the experiment again starts new
+studies ``NAME.run2.outer1`` ...; ``--resume`` continues the latest run. Several ``[[models]]`` entries are
 searched in one study with ``family`` as a categorical parameter.
 
 Tracking is attached at the edge: :class:`TrackedObjective` wraps the objective, and
@@ -39,11 +40,20 @@ from sklearn.base import clone
 from cartrisk.config import ExperimentConfig
 from cartrisk.data.datasets import Dataset, load_dataset
 from cartrisk.evaluation import CVResult, EventStratifiedKFold, FixedSplits, cross_validate_survival
+from cartrisk.evaluation.preflight import check_experiment
 from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.modelling.pipeline import SurvivalPipeline
 from cartrisk.progress import Progress, no_progress
 from cartrisk.tracking import Tracker
-from cartrisk.tuning.search import Objective, ObjectiveSpec, SearchSpace, fingerprint, inner_horizon_days
+from cartrisk.tracking.store import database_lock
+from cartrisk.tuning.search import (
+    Objective,
+    ObjectiveSpec,
+    SearchSpace,
+    fingerprint,
+    inner_horizon_days,
+    make_sampler,
+)
 from cartrisk.tuning.studies import (
     COUNTED,
     StudyJob,
@@ -51,6 +61,7 @@ from cartrisk.tuning.studies import (
     default_storage,
     open_storage,
     prepare_studies,
+    run_base,
     run_trials,
     run_workers,
 )
@@ -259,8 +270,9 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     timeout : float, optional
         Time budget in seconds for all the studies together (default ``tuning.timeout_seconds``).
     resume : bool, default False
-        Continue studies that exist in the storage (finished trials are kept, only the missing ones run).
-        Without it, an existing study is an error.
+        Continue the latest run of the studies (finished trials are kept, only the missing ones run); an error
+        when there is none. Without it, a new run starts: studies ``NAME.outerK`` the first time, then
+        ``NAME.run2.outerK``... (:func:`cartrisk.tuning.studies.run_base`; a run that finished no trial is replaced).
     progress : callable, optional
         ``progress(stage, done, total, best_value)`` (:class:`cartrisk.progress.Progress`), one stage per study.
     workers : int, optional
@@ -283,12 +295,16 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     spec = ObjectiveSpec.from_weights(t.objective_weights)
     url = storage or t.storage or default_storage(tracker.tracking_uri if tracker is not None else cfg.tracking.uri)
     data = load_dataset(cfg.data, seed=cfg.seed)
+    check_experiment(cfg, data)  # the whole experiment against its data, before any study exists
+    make_sampler(t.sampler, cfg.seed, t.startup_trials)  # an optional sampler package is missing: say so now
     y = data.y
-    base = t.study_name or cfg.name
     splits = outer_splits(cfg, y)
+    with database_lock(url):  # two commands creating one SQLite storage at once
+        store = open_storage(url)
+    requested = t.study_name or cfg.name
+    base = run_base(store, requested, resume=resume, where=url)  # a rerun starts new studies, --resume continues
     names = [f"{base}.outer{k + 1}" for k in range(len(splits))] + [f"{base}.final"]
     labels = [f"outer {k + 1}/{len(splits)}" for k in range(len(splits))] + ["final"]
-    store = open_storage(url)
     prepare_studies(store, names, spec.direction, resume=resume, fingerprint=fingerprint(cfg, data.data_hash),
                     where=url)
     studies = [optuna.load_study(study_name=name, storage=store) for name in names]
@@ -298,6 +314,7 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
         parent_id, run_ids = None, {}
         if tracker is not None:
             parent_id, run_ids = _open_runs(stack, tracker, cfg, data, studies, labels, spec, url, resume)
+            tracker.set_tags(parent_id, {"cartrisk.study": base, "cartrisk.study_base": requested})
         start = time.time()
         plan = _Plan(cfg, tuple(names), n_trials, None if timeout is None else (start, start + timeout),
                      None if tracker is None else (tracker.tracking_uri, tracker.experiment, run_ids),

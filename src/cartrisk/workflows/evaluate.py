@@ -23,6 +23,7 @@ from cartrisk.evaluation import (
     comparison_table,
     cross_validate_survival,
 )
+from cartrisk.evaluation.preflight import check_experiment
 from cartrisk.modelling.pipeline import SurvivalPipeline, build_pipeline
 from cartrisk.modelling.rules import make_rule
 from cartrisk.progress import Progress
@@ -64,6 +65,7 @@ def evaluate_experiment(cfg: ExperimentConfig, *, tracker: Tracker | None = None
     and the pipeline refitted on all data).
     """
     data = load_dataset(cfg.data, seed=cfg.seed)
+    check_experiment(cfg, data)  # the whole experiment against its data, before anything is fitted or logged
     candidates: dict[str, tuple[str, object]] = {}
     for model in cfg.models:
         candidates[model.label] = ("model", build_pipeline(cfg, model))

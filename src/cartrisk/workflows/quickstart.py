@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cartrisk.bundle import Evidence, export_bundle, load_bundle
+from cartrisk.bundle import Evidence, export_bundle, load_bundle, outside_training_counts, score_distribution
 from cartrisk.config import ExperimentConfig, parse_experiment
 from cartrisk.data.schema import OUTCOME_COLUMNS, to_xy, validate
 from cartrisk.data.simreport import cohort_summary, cohort_table, simulation_report
@@ -73,7 +73,7 @@ class _Outputs:
     bundle: Path
     scored: pd.DataFrame
     scoring_rate: float
-    range_warnings: list[str]
+    range_counts: pd.DataFrame
 
 
 def quickstart_experiment(*, n: int = 1500, seed: int = 0) -> ExperimentConfig:
@@ -141,8 +141,7 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
 
     with _stage("explain", seconds, progress):
         sample = X.sample(n=min(len(X), 500), random_state=seed)
-        explanation = explain(best, sample, patient_ids=typed.loc[sample.index, "patient_id"].tolist(),
-                              random_state=seed)
+        explanation = explain(best, sample, random_state=seed)  # logged as aggregates only: no patient ids
         table = concordance(explanation, random_state=seed)
 
     with _stage("risk groups", seconds, progress):
@@ -163,12 +162,13 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
                                                                          "pfs2_days", "pfs2_event")
                                                              if c != "days_to_failure"])
         started = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:  # expected: a fresh cohort has a few extremes
-            warnings.simplefilter("always", StatisticalWarning)
-            scored = load_bundle(bundle).score(fresh, source="fresh simulated cohort")
+        with warnings.catch_warnings():  # expected: a fresh cohort has a few extremes (counted below)
+            warnings.simplefilter("ignore", StatisticalWarning)
+            reloaded = load_bundle(bundle)
+            scored = reloaded.score(fresh, source="fresh simulated cohort")
         rate = len(scored) / (time.perf_counter() - started)
-        notes = [str(w.message) for w in caught if issubclass(w.category, StatisticalWarning)]
-    return _Outputs(typed, frame, study, results, kinds, explanation, table, groups, bundle, scored, rate, notes)
+        counts = outside_training_counts(reloaded.schema, reloaded.validate(fresh).frame)
+    return _Outputs(typed, frame, study, results, kinds, explanation, table, groups, bundle, scored, rate, counts)
 
 
 def _headline(out: _Outputs) -> dict[str, float]:
@@ -211,8 +211,9 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
     written["explain"] += write_figures(out.explanation, folders["explain"], random_state=seed)
     written["groups"] += [csv(tab, "groups", f"{name}.csv") for name, tab in out.groups.tables().items()]
     written["groups"] += write_comparison_figures(out.groups, folders["groups"])
-    written["scoring"] += [csv(out.scored.head(25), "scoring", "first_patients_scored.csv"),
-                           csv(pd.DataFrame({"range warning": out.range_warnings}), "scoring", "range_warnings.csv")]
+    # Aggregates only: the scored patients themselves go to the user's --out folder, never to MLflow.
+    written["scoring"] += [csv(score_distribution(out.scored), "scoring", "score_distribution.csv"),
+                           csv(out.range_counts, "scoring", "range_warnings.csv")]
     card = folders["bundle"] / "MODEL_CARD.md"
     card.write_text((out.bundle / "MODEL_CARD.md").read_text(encoding="utf-8"), encoding="utf-8")
     written["bundle"].append(card)
