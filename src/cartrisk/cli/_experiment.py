@@ -33,7 +33,7 @@ def prepare_experiment(path: Path, *, n: int | None, tracking_uri: str | None, n
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=n))
     uri = None
     if cfg.tracking.enabled and not no_tracking:
-        uri = tracking_uri or cfg.tracking.uri
-        check_tracking_uri(uri, where="--tracking-uri" if tracking_uri else f"{path}: tracking.uri")
+        uri = cfg.tracking.uri if tracking_uri is None else tracking_uri
+        check_tracking_uri(uri, where="--tracking-uri" if tracking_uri is not None else f"{path}: tracking.uri")
     check_experiment(cfg, load_dataset(cfg.data, seed=cfg.seed))
     return cfg, uri

@@ -143,7 +143,7 @@ def explain(
     check_output_folder(out, where="--out")
     refuse_trust_for_runs(model, trust, expect_fingerprint)
     check_trust_options(trust, expect_fingerprint)
-    uri = tracking_uri or DEFAULT_TRACKING_URI
+    uri = DEFAULT_TRACKING_URI if tracking_uri is None else tracking_uri
     if _RUN_ID.match(model) and not Path(model).is_dir():
         from cartrisk.tracking.store import require_store
 

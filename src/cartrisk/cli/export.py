@@ -54,7 +54,7 @@ def export_command(
     if (models_dir / name).exists() and not overwrite:
         raise ConfigError(f"--name: {models_dir / name} exists; choose another name or pass --overwrite")
     check_output_folder(models_dir, where="--models-dir")
-    require_store(tracking_uri or DEFAULT_TRACKING_URI)
+    require_store(DEFAULT_TRACKING_URI if tracking_uri is None else tracking_uri)
     path = export_from_tracking(name=name, models_dir=models_dir, run_id=run, study=study, trial=trial,
                                 tracking_uri=tracking_uri, data=data, overwrite=overwrite, register=register,
                                 sign_with=sign)

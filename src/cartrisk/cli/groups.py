@@ -19,6 +19,7 @@ from cartrisk.exceptions import ConfigError
 __all__ = ["compare_rules", "display_table", "write_comparison"]
 
 DEFAULT_OUT = Path("reports/compare-rules")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _interval(value: float, lower: float, upper: float, fmt: str) -> str:
@@ -113,15 +114,15 @@ def compare_rules(
     names = [r.strip() for r in rules.split(",")]
     unknown = [r for r in names if r not in RULES]
     if unknown or not any(names):
-        raise ConfigError(f"--rules: unknown rule(s) {', '.join(map(repr, unknown)) or repr(rules)}; known rules: "
+        raise ConfigError(f"--rules: unknown rule {', '.join(map(repr, unknown)) or repr(rules)}; known rules: "
                           f"{', '.join(RULES)} (comma-separated)")
     check_output_folder(out, where="--out")
     refuse_trust_for_runs(model, trust, expect_fingerprint)
     check_trust_options(trust, expect_fingerprint)
-    uri = tracking_uri or DEFAULT_TRACKING_URI
+    uri = DEFAULT_TRACKING_URI if tracking_uri is None else tracking_uri
     if track:
         check_tracking_uri(uri)
-    if not Path(model).is_dir() and not Path(model).is_file():
+    if _RUN_ID.match(model) and not Path(model).exists():
         require_store(uri)  # a run id: read from a store that must exist
     pipeline, stored = _load(model, uri, trust, expect_fingerprint)
     use_stored = stored is not None and groups is None

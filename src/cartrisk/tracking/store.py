@@ -38,7 +38,8 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///PATH`` URI (None for any other URI, or an in-memory database)."""
     if not uri.startswith("sqlite:///") or uri == "sqlite:///:memory:":
         return None
-    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    raw = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(raw) if raw else None
 
 
 def _check_file_target(path: Path, where: str, what: str) -> None:
@@ -75,7 +76,7 @@ def check_tracking_uri(uri: str, *, where: str = "--tracking-uri") -> None:
                           "server (http://host:port)")
     if scheme == "sqlite":
         path = sqlite_path(uri)
-        if path is None or not str(path):
+        if path is None:
             raise ConfigError(f"{where}: {uri!r}: a SQLite store needs a file path, as in sqlite:///mlruns/mlflow.db")
         _check_file_target(path, where, "MLflow database")
     else:
@@ -87,13 +88,14 @@ def _check_dialect(url: str, where: str) -> None:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
-        sqlalchemy.engine.make_url(url).get_dialect()
+        sqlalchemy.engine.make_url(url).get_dialect().import_dbapi()  # the driver, without connecting
     except (ArgumentError, NoSuchModuleError, ValueError) as err:
         raise ConfigError(f"{where}: {url!r} is not a database URL SQLAlchemy can open ({err}); give e.g. "
                           "sqlite:///mlruns/optuna.db or postgresql://user@host/db") from None
     except ImportError as err:
-        raise ConfigError(f"{where}: {url!r} needs a database driver that is not installed ({err}); install it "
-                          "(e.g. pip install psycopg2-binary) or use a sqlite:/// URL") from None
+        raise ConfigError(f"{where}: {url!r} needs a database driver that is not installed ({err}); install that "
+                          "package, name an installed driver in the URL (postgresql+psycopg2://...), or use a "
+                          "sqlite:/// URL") from None
 
 
 def check_storage_url(url: str, *, where: str = "--storage") -> None:
@@ -116,7 +118,7 @@ def check_storage_url(url: str, *, where: str = "--storage") -> None:
         raise ConfigError(f"{where}: {url!r} is neither a database URL (sqlite:///mlruns/optuna.db) nor journal:PATH")
     if url.startswith("sqlite:"):
         path = sqlite_path(url)
-        if path is None or not str(path):
+        if path is None:
             raise ConfigError(f"{where}: {url!r}: a SQLite storage needs a file path, as in sqlite:///mlruns/optuna.db")
         _check_file_target(path, where, "Optuna database")
     _check_dialect(url, where)
