@@ -208,7 +208,8 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
     markdown = folders["explain"] / "literature_concordance.md"
     markdown.write_text(concordance_markdown(out.concordance), encoding="utf-8")
     written["explain"] += [csv(out.concordance, "explain", "literature_concordance.csv"), markdown]
-    written["explain"] += write_figures(out.explanation, folders["explain"], random_state=seed)
+    # Summary and dependence figures only: a waterfall shows one patient's own values (patients=[]: none).
+    written["explain"] += write_figures(out.explanation, folders["explain"], patients=[], random_state=seed)
     written["groups"] += [csv(tab, "groups", f"{name}.csv") for name, tab in out.groups.tables().items()]
     written["groups"] += write_comparison_figures(out.groups, folders["groups"])
     # Aggregates only: the scored patients themselves go to the user's --out folder, never to MLflow.
