@@ -156,6 +156,14 @@ def _tables(path: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
+def _is_sqlite(path: Path) -> bool:
+    try:
+        _tables(path)
+    except sqlite3.DatabaseError:
+        return False
+    return True
+
+
 def _holds_runs(path: Path) -> bool:
     """True when the store holds a run, or cannot be read well enough to be sure it holds none."""
     try:
@@ -167,7 +175,23 @@ def _holds_runs(path: Path) -> bool:
         return True
 
 
+def _forget_engines(path: Path) -> None:
+    """Close the connections MLflow keeps open to ``path`` (it caches one engine per URI): after the file is
+    replaced they would still write to the old one."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for store in (SqlAlchemyStore, RegistryStore):
+        engines = getattr(store, "_engine_map", {})
+        for uri, engine in list(engines.items()):
+            other = sqlite_path(str(uri))
+            if other is not None and other.absolute() == path.absolute():
+                engines.pop(uri, None)
+                engine.dispose()
+
+
 def _remove_database(path: Path) -> None:
+    _forget_engines(path)
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(str(path) + suffix).unlink(missing_ok=True)
 
@@ -226,10 +250,14 @@ def open_client(uri: str) -> Any:
             return _connect(uri)
         except Exception as err:  # SQLAlchemy/alembic/MLflow errors of a half-made or foreign database
             first = err
+        if not _is_sqlite(path):
+            raise ConfigError(f"{path}: not an SQLite database, so not an MLflow store; move it away, or give another "
+                              "store with --tracking-uri") from None
         if not _holds_runs(path):
             _remove_database(path)  # nothing to lose: made again from scratch
         else:
             _drop_temporary_tables(path)
+            _forget_engines(path)
         try:
             return _connect(uri)
         except Exception:
