@@ -9,6 +9,7 @@ named with --out).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections import Counter
@@ -56,12 +57,9 @@ def _run(runner: CliRunner, command: str):
     return result, " ".join(result.output.split())
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("user")
+def _use_the_folder(root: Path) -> dict[str, object]:
+    """Run the commands a user would run in one folder; return each one's (result, output)."""
     previous = Path.cwd()
-    import os
-
     os.chdir(root)
     try:
         runner = CliRunner()
@@ -87,10 +85,23 @@ def folder(tmp_path_factory):
         done["cohorts"] = [simulate(200, 0)[0], simulate(3000, 1)[0], simulate(1000, 2)[0], new]
     finally:
         os.chdir(previous)
-    return root, done
+    return done
 
 
-def test_quickstart_runs_three_times_in_one_folder(folder):
+def test_jobs_rerun_and_no_patient_data_reaches_the_logs(tmp_path):
+    """One test (the commands take a minute; split across workers they would run twice)."""
+    root = tmp_path / "user"
+    root.mkdir()
+    done = _use_the_folder(root)
+    folder = (root, done)
+    _quickstart_runs_three_times_in_one_folder(folder)
+    _a_fixed_experiment_reruns_after_a_refused_one(folder)
+    _the_logging_commands_succeeded(folder)
+    _no_patient_identifier_is_logged(folder)
+    _no_single_patient_row_of_covariates_is_logged(folder)
+
+
+def _quickstart_runs_three_times_in_one_folder(folder):
     root, done = folder
     for result, text in done["quickstart"]:
         assert result.exit_code == 0, text[-3000:]
@@ -99,7 +110,7 @@ def test_quickstart_runs_three_times_in_one_folder(folder):
     assert (root / "quickstart_out" / "report.html").is_file()
 
 
-def test_a_fixed_experiment_reruns_after_a_refused_one(folder):
+def _a_fixed_experiment_reruns_after_a_refused_one(folder):
     root, done = folder
     result, text = done["broken"]
     assert result.exit_code == 2 and "unknown feature(s) 'no_such_col'" in text
@@ -110,7 +121,7 @@ def test_a_fixed_experiment_reruns_after_a_refused_one(folder):
     assert "privacy.final" in studies and "privacy.run2.final" in studies
 
 
-def test_the_logging_commands_succeeded(folder):
+def _the_logging_commands_succeeded(folder):
     _, done = folder
     for key in ("explain", "compare", "report"):
         result, text = done[key]
@@ -123,7 +134,7 @@ def _logged_files(root: Path) -> list[Path]:
     return files + [root / "quickstart_out" / "report.html", root / "reports" / "report.html"]
 
 
-def test_no_patient_identifier_is_logged(folder):
+def _no_patient_identifier_is_logged(folder):
     root, done = folder
     ids = {pid.encode() for cohort in done["cohorts"] for pid in cohort["patient_id"]}
     found = []
@@ -165,7 +176,7 @@ def _leaks(text: str, index: dict[str, set[int]], patients: list[dict[str, str]]
     return out
 
 
-def test_no_single_patient_row_of_covariates_is_logged(folder):
+def _no_single_patient_row_of_covariates_is_logged(folder):
     root, done = folder
     index, patients = _rows(done["cohorts"])
     found = []

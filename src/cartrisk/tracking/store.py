@@ -116,7 +116,7 @@ def check_storage_url(url: str, *, where: str = "--storage") -> None:
         return
     if not _SCHEME.match(url):
         raise ConfigError(f"{where}: {url!r} is neither a database URL (sqlite:///mlruns/optuna.db) nor journal:PATH")
-    if url.startswith("sqlite:"):
+    if url.startswith("sqlite:") and url != "sqlite:///:memory:":
         path = sqlite_path(url)
         if path is None:
             raise ConfigError(f"{where}: {url!r}: a SQLite storage needs a file path, as in sqlite:///mlruns/optuna.db")
@@ -237,14 +237,21 @@ def open_client(uri: str) -> Any:
         The URI cannot be used, or the SQLite store is half-made and holds runs (the message gives the fix).
     """
     path = sqlite_path(uri)
-    if path is None:
+    if path is None:  # a server or another database: MLflow connects on first use
+        from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
+        check_tracking_uri(uri, where="tracking URI")
         try:
-            return _connect(uri)
+            return MlflowClient(tracking_uri=uri)
         except MlflowException as err:
             raise ConfigError(f"tracking URI {uri}: {err.message}") from None
     check_tracking_uri(uri, where="tracking URI")
+    # MLflow keeps one engine per URI for the life of the process: a relative path would keep pointing at the
+    # folder where it was first opened, whatever the working directory later is. Connect by absolute path.
+    query = uri.split("?", 1)[1] if "?" in uri else ""
+    path = path.absolute()
+    uri = f"sqlite:///{path}" + (f"?{query}" if query else "")
     with creation_lock(path):
         try:
             return _connect(uri)

@@ -10,6 +10,12 @@ Storage
     then share one SQLite file; the journal file is the lighter choice for more, and is what the
     tests use with two processes.
 
+Runs
+    Running an experiment again never collides with its last run: its studies are ``NAME.outerK`` and
+    ``NAME.final`` the first time, then ``NAME.run2.outerK``... (:func:`run_base`); a run that finished
+    no trial (it failed on its first one) is replaced instead. ``--resume`` continues the latest run,
+    and is an error when there is none (:func:`check_resumable` says so before anything is created).
+
 Trial count
     Trials are run with Optuna's ask-and-tell interface. Before asking, a worker counts the
     study's finished (complete or pruned) and running trials under a lock shared by the local
