@@ -196,6 +196,18 @@ def test_a_rerun_starts_new_studies_and_resume_needs_the_same_settings(straight,
     assert resumed.study_name == "tt.run2" and resumed.trials.groupby("study").size().tolist() == [2, 2, 2]
 
 
+def test_export_by_study_name_takes_the_latest_run(make_tracker, tmp_path):
+    from cartrisk.tracking import resolve_run
+
+    tracker = make_tracker(tmp_path, "tt")
+    first = run_study(cfg_of(n_trials=1), tracker=tracker, storage=f"journal:{tmp_path}/j.log")
+    second = run_study(cfg_of(n_trials=1), tracker=tracker, storage=f"journal:{tmp_path}/j.log")
+    assert second.study_name == "tt.run2"
+    assert resolve_run(tracker, study="tt").info.run_id == second.parent_run_id
+    assert resolve_run(tracker, study="tt.run2").info.run_id == second.parent_run_id
+    assert resolve_run(tracker, study="tt.final").info.run_id == first.parent_run_id  # an earlier run by its name
+
+
 def test_a_run_that_finished_no_trial_is_replaced(tmp_path):
     url = f"journal:{tmp_path}/j.log"
     broken = cfg_of(n_trials=1)
