@@ -15,6 +15,7 @@ covariates add beyond time to failure.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ def _closest(name: str, candidates: list[str]) -> str:
 
 
 def resolve_features(feature_set: str | list[str] | tuple[str, ...], columns, *, allow_after_failure: bool = False,
-                     where: str = "features.set") -> list[str]:
+                     where: str = "features.set", declared: Iterable[str] = ()) -> list[str]:
     """The features of a feature set, checked against the columns of the data they will be computed from.
 
     Parameters
@@ -116,6 +117,9 @@ def resolve_features(feature_set: str | list[str] | tuple[str, ...], columns, *,
         As :class:`FeatureBuilder`'s parameter.
     where : str
         The file and key that gave ``feature_set``, for messages.
+    declared : iterable of str
+        Further names a list may use (covariates an experiment declares beside the data dictionary); like every
+        listed name, each must be a column of the data.
 
     Returns
     -------
@@ -149,7 +153,7 @@ def resolve_features(feature_set: str | list[str] | tuple[str, ...], columns, *,
     if duplicated:
         raise ConfigError(f"{where}: feature(s) {', '.join(duplicated)} listed more than once; list each once")
     _check_leaks(wanted, allow_after_failure, where)
-    known = known_feature_names()
+    known = known_feature_names() + list(declared)
     unknown = [f for f in wanted if f not in present and f not in known]
     if unknown:
         candidates = sorted(set(known) | present)
