@@ -285,8 +285,8 @@ case("tune-storage-journal-empty", "tune tune.toml --storage journal:", r"--stor
      r"needs a file path")
 case("tune-option-storage-proc", "tune tune.toml --storage sqlite:////proc/nope/o.db", r"--storage: cannot create")
 case("tune-storage-journal-proc", "tune tune.toml --storage journal:/proc/nope/j.log", r"--storage: cannot create")
-case("tune-storage-driver", "tune tune.toml --storage postgresql://u@localhost/db",
-     r"--storage: 'postgresql://u@localhost/db' needs a database driver")
+case("tune-storage-driver", "tune tune.toml --storage mssql://u@localhost/db",  # no SQL Server driver installed
+     r"--storage: 'mssql://u@localhost/db' needs a database driver")
 case("tune-resume-missing", "tune tune.toml --resume", r"--resume: there is no study 'bad' in "
      r"sqlite:///mlruns/optuna\.db to continue")
 case("tune-resume-missing-journal", "tune tune.toml --resume --storage journal:j.log",
