@@ -43,7 +43,7 @@ from cartrisk.evaluation import FixedSplits, cross_validate_survival
 from cartrisk.modelling.pipeline import build_pipeline
 from cartrisk.tracking import Tracker
 from cartrisk.tuning import TrackedObjective, outer_splits, run_study
-from cartrisk.tuning.nested import _inner_splits
+from cartrisk.tuning.nested import study_folds
 from cartrisk.tuning.search import Objective, ObjectiveSpec, SearchSpace, inner_horizon_days
 from cartrisk.tuning.studies import StudyJob, open_storage, prepare_studies, run_trials
 
@@ -60,7 +60,7 @@ def overhead(args) -> None:
     cfg = experiment(args.experiment, args.n)
     data = load_dataset(cfg.data, seed=cfg.seed)
     spec = ObjectiveSpec.from_weights(cfg.tuning.objective_weights)
-    objective = Objective(SearchSpace(cfg), data.X, data.y, _inner_splits(cfg, data.y, 0), spec,
+    objective = Objective(SearchSpace(cfg), data.X, data.y, study_folds(cfg, data.y)[-1], spec,
                           inner_horizon_days(cfg))
     rows = []
     for label, storage_kind, tracked in (("sqlite, no MLflow", "sqlite", False), ("sqlite + MLflow", "sqlite", True),

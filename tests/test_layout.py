@@ -17,7 +17,7 @@ LEVELS: tuple[tuple[str, ...], ...] = (("data",), ("estimators",), ("modelling",
                                        ("groups",), ("bundle",), ("tracking",), ("tuning",), ("workflows",), ("cli",))
 #: Shared helpers with no stage of their own: anyone may import them; they import only each other.
 HELPERS = ("cartrisk", "cartrisk.exceptions", "cartrisk.units", "cartrisk.config", "cartrisk.plotting",
-           "cartrisk.progress")
+           "cartrisk.progress", "cartrisk.paths")
 RANK = {pkg: k for k, level in enumerate(LEVELS) for pkg in level}
 
 

@@ -45,6 +45,7 @@ A tuning experiment adds a ``[tuning]`` table and gives each model a search spac
 
 from __future__ import annotations
 
+import math
 import tomllib
 import types
 import typing
@@ -341,10 +342,23 @@ class ExperimentConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     tuning: TuningConfig | None = None
     source_text: str = field(default="", repr=False, compare=False)
+    #: The file (or ``<string>``) the experiment was read from, for messages.
+    source_file: str = field(default="", repr=False, compare=False)
 
     @property
     def data_seed(self) -> int:
         return self.seed if self.data.seed is None else self.data.seed
+
+
+#: Fields of the config objects that are not keys of the file.
+_NOT_KEYS = ("source_text", "source_file")
+#: Seeds go to numpy's SeedSequence and to XGBoost (an unsigned 32-bit integer).
+_MAX_SEED = 2**32 - 1
+
+
+def _check_seed(value: int | None, where: str) -> None:
+    if value is not None and not 0 <= value <= _MAX_SEED:
+        raise ConfigError(f"{where} must be an integer from 0 to {_MAX_SEED}, got {value}")
 
 
 def _type_name(tp: Any) -> str:
@@ -388,7 +402,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table, got {raw!r}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls) if f.name != "source_text"}
+    known = {f.name for f in fields(cls) if f.name not in _NOT_KEYS}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}; "
@@ -421,9 +435,36 @@ def parse_experiment(text: str, *, source: str = "<string>") -> ExperimentConfig
         raise ConfigError(f"{source}: data.source = 'sksurv' needs a [data.roles] table (time, event, covariates)")
     if cfg.evaluation.n_splits < 2:
         raise ConfigError(f"{source}: evaluation.n_splits must be at least 2, got {cfg.evaluation.n_splits}")
+    _check_values(cfg, source)
     _check_tuning(cfg, source)
     object.__setattr__(cfg, "source_text", text)
+    object.__setattr__(cfg, "source_file", source)
     return cfg
+
+
+def _check_values(cfg: ExperimentConfig, source: str) -> None:
+    """Types are checked while building; here the values that no type can express (ranges, non-empty names)."""
+    if not cfg.name.strip():
+        raise ConfigError(f"{source}: name must not be empty; give the experiment a name (name = \"my-study\")")
+    _check_seed(cfg.seed, f"{source}: seed")
+    _check_seed(cfg.data.seed, f"{source}: data.seed")
+    if cfg.data.source == "simulated" and cfg.data.n < 1:
+        raise ConfigError(f"{source}: data.n must be a positive number of patients, got {cfg.data.n}")
+    if cfg.data.roles is not None and not (cfg.data.roles.time_unit_days > 0):
+        raise ConfigError(f"{source}: data.roles.time_unit_days must be positive (days per unit of the time "
+                          f"column), got {cfg.data.roles.time_unit_days}")
+    ev = cfg.evaluation
+    if ev.n_repeats < 1:
+        raise ConfigError(f"{source}: evaluation.n_repeats must be at least 1, got {ev.n_repeats}")
+    if not ev.horizons_months:
+        raise ConfigError(f"{source}: evaluation.horizons_months is empty; give at least one horizon in months")
+    bad = [h for h in ev.horizons_months if not (math.isfinite(h) and h > 0)]
+    if bad:
+        raise ConfigError(f"{source}: evaluation.horizons_months: {', '.join(f'{h:g}' for h in bad)}: a horizon must "
+                          "be a positive number of months, e.g. [3.0, 6.0, 12.0]")
+    for i, model in enumerate(cfg.models):
+        if not model.estimator.strip():
+            raise ConfigError(f"{source}.models[{i}].estimator must not be empty")
 
 
 def _check_tuning(cfg: ExperimentConfig, source: str) -> None:
@@ -446,6 +487,15 @@ def _check_tuning(cfg: ExperimentConfig, source: str) -> None:
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read an experiment file (TOML)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give the experiment file (TOML), e.g. experiments/tune_coxnet.toml")
     if not path.is_file():
         raise ConfigError(f"{path}: experiment file not found")
-    return parse_experiment(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the experiment file as "
+                          "UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror}); check its permissions") from None
+    return parse_experiment(text, source=str(path))

@@ -381,7 +381,7 @@ def test_export_by_study_name_and_trial(evaluated, cohort, tmp_path):
     info = load_bundle(tmp_path / "sx").info
     assert info["metadata"]["source_run_id"] == parent and info["metadata"]["study"] == "study-x"
     assert "nested cross-validation: 3 outer folds" in (tmp_path / "sx" / "MODEL_CARD.md").read_text()
-    result = runner.invoke(app, [*args[:-4], "--trial", "0", *args[-4:]])
+    result = runner.invoke(app, [*args[:-4], "--trial", "0", *args[-4:], "--overwrite"])
     assert result.exit_code == 2
     assert "trial 0 of study 'study-x.final' holds no fitted pipeline" in result.output
     assert "out of scope" in result.output

@@ -135,10 +135,10 @@ REGISTRY_COLUMNS = ["days_to_failure", "age_years", "sex", "vital_status_cutoff"
 
 
 @pytest.mark.parametrize(("feature_set", "message"), [
-    (["age_years", "no_such_col"], "features.set: unknown feature 'no_such_col': not a data-dictionary column, a "
+    (["age_years", "no_such_col"], "features.set: unknown feature(s) 'no_such_col': not a data-dictionary column, a "
      "feature cartrisk derives, a literature coding, a feature set, a declared column ([data.extra]). Fix: correct "
      "the name, or declare the site's own column in [data.extra]"),
-    (["age_yaers"], "unknown feature 'age_yaers'"),
+    (["age_yaers"], "unknown feature(s) 'age_yaers'"),
     (["vital_status_cutoff"], "features.set: 'vital_status_cutoff' is a column of the extract but neither in the data "
      "dictionary nor declared; declare it in [data.extra.vital_status_cutoff]"),
     (["pfs2_days"], "features.set: pfs2_days are PFS-2, an outcome observed after the failure date (time zero of "
@@ -152,20 +152,21 @@ def test_names_outside_the_rules_are_refused(feature_set, message):
 
 
 def test_the_closest_known_names_are_offered():
-    with pytest.raises(ConfigError, match=re.escape("closest known names: 'age_years'")):
+    with pytest.raises(ConfigError, match=re.escape("'age_yaers' (closest: age_years")):
         resolve_features(["age_yaers"], REGISTRY_COLUMNS)
-    with pytest.raises(ConfigError, match=re.escape("closest known names: 'ldh_doubling_days'")):
+    with pytest.raises(ConfigError, match=re.escape("'ldh_doubling_day' (closest: ldh_doubling_days")):
         resolve_features(["ldh_doubling_day"], REGISTRY_COLUMNS, declared={"ldh_doubling_days": {}})
 
 
 def test_known_names_sets_and_declared_columns_resolve():
     got = resolve_features(["infusion", "ldh_doubling_days", "ldh_gt_uln_infusion", "failure_window", "centre_id"],
-                           REGISTRY_COLUMNS, declared={"ldh_doubling_days": {"kind": "float", "role": "relapse"}})
+                           [*REGISTRY_COLUMNS, "ldh_infusion", "ldh_uln", "centre_id"],
+                           declared={"ldh_doubling_days": {"kind": "float", "role": "relapse"}})
     assert got == [*FEATURE_SETS["infusion"], "ldh_doubling_days", "ldh_gt_uln_infusion", "centre_id"]
-    assert resolve_features(["salvage"], REGISTRY_COLUMNS, allow_after_failure=True) == ["salvage"]
+    assert resolve_features(["salvage"], [*REGISTRY_COLUMNS, "salvage"], allow_after_failure=True) == ["salvage"]
     # the generic path: any column of the data is a feature, nothing else is
     assert resolve_features(["tgrade", "age"], ["age", "tgrade", "horTh"]) == ["tgrade", "age"]
-    with pytest.raises(ConfigError, match=re.escape("unknown feature 'agee'")):
+    with pytest.raises(ConfigError, match=re.escape("unknown feature(s) 'agee'")):
         resolve_features(["agee"], ["age", "tgrade"])
 
 

@@ -24,7 +24,7 @@ from cartrisk.modelling.pipeline import build_pipeline
 from cartrisk.tracking import Tracker
 from cartrisk.tuning import StudyResult, outer_splits, run_study
 from cartrisk.tuning.search import Objective, ObjectiveSpec, SearchSpace
-from cartrisk.tuning.studies import open_storage
+from cartrisk.tuning.studies import FINGERPRINT_ATTR, open_storage
 from cartrisk.units import months_to_days
 
 EXPERIMENT = """
@@ -180,13 +180,42 @@ def test_same_seed_same_numbers_and_a_resumed_study_is_the_same_study(straight, 
                                               .mean()))
 
 
-def test_existing_study_needs_resume_and_the_same_settings(straight):
+def test_a_rerun_starts_new_studies_and_resume_needs_the_same_settings(straight, tmp_path):
     _, root = straight
     url = f"journal:{root}/j.log"
-    with pytest.raises(ConfigError, match=f"study 'tt.outer1' already exists in {url}; pass --resume"):
-        run_study(cfg_of(), storage=url)
     with pytest.raises(ConfigError, match="study 'tt.outer1' in .* was run on other data or settings"):
         run_study(dataclasses.replace(cfg_of(), seed=6), storage=url, resume=True)
+    fresh = f"journal:{tmp_path}/fresh.log"
+    with pytest.raises(ConfigError, match=f"--resume: there is no study 'tt' in {fresh} to continue"):
+        run_study(cfg_of(), storage=fresh, resume=True)
+    first = run_study(cfg_of(n_trials=1), storage=fresh)
+    second = run_study(cfg_of(n_trials=1), storage=fresh)  # the same experiment again: new studies, not an error
+    assert (first.study_name, second.study_name) == ("tt", "tt.run2")
+    assert {"tt.final", "tt.run2.final", "tt.run2.outer2"} <= set(optuna.get_all_study_names(open_storage(fresh)))
+    resumed = run_study(cfg_of(n_trials=2), storage=fresh, resume=True)  # continues the latest run
+    assert resumed.study_name == "tt.run2" and resumed.trials.groupby("study").size().tolist() == [2, 2, 2]
+
+
+def test_export_by_study_name_takes_the_latest_run(make_tracker, tmp_path):
+    from cartrisk.tracking import resolve_run
+
+    tracker = make_tracker(tmp_path, "tt")
+    first = run_study(cfg_of(n_trials=1), tracker=tracker, storage=f"journal:{tmp_path}/j.log")
+    second = run_study(cfg_of(n_trials=1), tracker=tracker, storage=f"journal:{tmp_path}/j.log")
+    assert second.study_name == "tt.run2"
+    assert resolve_run(tracker, study="tt").info.run_id == second.parent_run_id
+    assert resolve_run(tracker, study="tt.run2").info.run_id == second.parent_run_id
+    assert resolve_run(tracker, study="tt.final").info.run_id == first.parent_run_id  # an earlier run by its name
+
+
+def test_a_run_that_finished_no_trial_is_replaced(tmp_path):
+    url = f"journal:{tmp_path}/j.log"
+    broken = cfg_of(n_trials=1)
+    storage = open_storage(url)
+    for name in ("tt.outer1", "tt.outer2", "tt.final"):  # what a run that failed before its first trial leaves
+        optuna.create_study(storage=storage, study_name=name).set_user_attr(FINGERPRINT_ATTR, "other settings")
+    fixed = run_study(broken, storage=url)
+    assert fixed.study_name == "tt"
 
 
 def test_a_time_budget_too_short_for_any_trial_is_reported(tmp_path):
@@ -322,8 +351,10 @@ def test_cli_tune_and_studies(tmp_path):
         assert text in done.output
     listed = runner.invoke(app, ["studies", "--storage", storage])
     assert listed.exit_code == 0 and "tt.outer1" in listed.output and "tt.final" in listed.output
-    again = runner.invoke(app, ["tune", str(experiment), "--trials", "2", "--storage", storage, "--no-tracking"])
-    assert again.exit_code == 2 and "pass --resume" in again.output
+    again = runner.invoke(app, ["tune", str(experiment), "--trials", "1", "--storage", storage, "--no-tracking"])
+    assert again.exit_code == 0, again.output  # the same experiment again: a new run of studies
+    listed = runner.invoke(app, ["studies", "--storage", storage])
+    assert "tt.run2.outer1" in listed.output and "tt.run2.final" in listed.output
     plain = tmp_path / "plain.toml"
     plain.write_text("[[models]]\nestimator = 'coxph'\n")
     refused = runner.invoke(app, ["tune", str(plain), "--no-tracking"])

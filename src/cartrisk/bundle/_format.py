@@ -2,8 +2,9 @@
 
 ``MANIFEST.json`` lists the SHA-256 of every other file, and its own digest over that list, so that a
 changed byte anywhere is reported with the name of the file that changed. The manifest guards against
-corruption and accidental edits, not against someone who rewrites both a file and the manifest (that
-needs a signature); pin the bundle's fingerprint (the manifest digest) where that matters. The pipeline
+corruption and accidental edits, not against someone who rewrites both a file and the manifest: that is
+what the signature (``SIGNATURE.json``, :mod:`cartrisk.bundle.signing`) and a pinned fingerprint (the manifest
+digest) are for. The pipeline
 itself is written by :mod:`cartrisk.bundle.serialise`.
 """
 
@@ -21,10 +22,13 @@ import numpy as np
 
 from cartrisk.exceptions import BundleError
 
-__all__ = ["MANIFEST_FILE", "check_versions", "installed_version", "read_json", "verify_manifest", "write_json",
-           "write_manifest"]
+__all__ = ["MANIFEST_FILE", "SIGNATURE_FILE", "check_versions", "installed_version", "read_json", "verify_manifest",
+           "write_json", "write_manifest"]
 
 MANIFEST_FILE = "MANIFEST.json"
+#: The signature over the manifest (:mod:`cartrisk.bundle.signing`); the one file the manifest cannot list.
+SIGNATURE_FILE = "SIGNATURE.json"
+_UNLISTED = (MANIFEST_FILE, SIGNATURE_FILE)
 
 # Packages whose major.minor must match between the bundle and the scoring environment.
 _COMPATIBLE_PACKAGES = ("scikit-learn", "scikit-survival")
@@ -73,7 +77,7 @@ def _sha256(path: Path) -> str:
 
 def write_manifest(directory: Path) -> str:
     """Write ``MANIFEST.json`` over every other file of ``directory``; return the manifest digest."""
-    files = {p.name: _sha256(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST_FILE}
+    files = {p.name: _sha256(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name not in _UNLISTED}
     body = {"algorithm": "sha256", "files": files}
     digest = hashlib.sha256(_canonical(body)).hexdigest()
     (directory / MANIFEST_FILE).write_bytes(_canonical({**body, "manifest_sha256": digest}))
@@ -104,7 +108,7 @@ def verify_manifest(directory: Path) -> str:
     if digest != claimed or raw != _canonical({**body, "manifest_sha256": claimed}):
         raise BundleError(f"{where}: {MANIFEST_FILE} was altered (its checksum does not match); the bundle cannot "
                           "be trusted, export it again")
-    present = {p.name for p in directory.iterdir() if p.is_file() and p.name != MANIFEST_FILE}
+    present = {p.name for p in directory.iterdir() if p.is_file() and p.name not in _UNLISTED}
     for name in sorted(set(body["files"]) - present):
         raise BundleError(f"{directory / name}: file listed in {MANIFEST_FILE} is missing; export the bundle again")
     for name in sorted(present - set(body["files"])):

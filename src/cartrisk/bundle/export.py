@@ -13,6 +13,7 @@ A bundle is a folder ``models/NAME/``:
                     D0-30 rule, literature concordance (whatever was supplied at export)
 ``MODEL_CARD.md``   the model card (:mod:`cartrisk.bundle.modelcard`)
 ``MANIFEST.json``   SHA-256 of every file above, and its own digest (the bundle's fingerprint)
+``SIGNATURE.json``  signed bundles only: an Ed25519 signature over the manifest (:mod:`cartrisk.bundle.signing`)
 ==================  =====================================================================================
 
 Reading and scoring is :mod:`cartrisk.bundle.scoring`.
@@ -46,6 +47,7 @@ from cartrisk.bundle._info import (
 from cartrisk.bundle.provenance import provenance
 from cartrisk.bundle.scoring import BUNDLE_FORMAT
 from cartrisk.bundle.serialise import dump_pipeline
+from cartrisk.bundle.signing import load_signing_key, sign_bundle
 from cartrisk.data.schema import frame_hash, to_xy
 from cartrisk.data.simreport import cohort_summary
 from cartrisk.exceptions import BundleError
@@ -114,6 +116,7 @@ def export_bundle(
     data_sha256: str | None = None,
     lineage: Mapping[str, Any] | None = None,
     schema: Mapping[str, Any] | None = None,
+    sign_with: str | Path | None = None,
 ) -> Path:
     """Write a fitted pipeline and its evidence as the bundle ``out_dir/name/``.
 
@@ -148,6 +151,9 @@ def export_bundle(
         For an updated model (:mod:`cartrisk.bundle.updating`): parent fingerprint, data hash, method and why.
     schema : mapping, optional
         The input schema to keep (an updated model keeps its parent's training ranges); default built here.
+    sign_with : str or Path, optional
+        An Ed25519 private key file (``cartrisk keygen``): the manifest is signed (``SIGNATURE.json``), so that
+        a bundle loaded with trust in the matching public key cannot be altered unnoticed.
 
     Returns
     -------
@@ -156,6 +162,7 @@ def export_bundle(
         (:func:`cartrisk.tracking.register_bundle`).
     """
     evidence = evidence or Evidence()
+    signing_key = None if sign_with is None else load_signing_key(sign_with)  # a bad key: refused before any work
     if not isinstance(name, str) or not _NAME.match(name):
         raise BundleError(f"bundle name {name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a "
                           "letter or digit")
@@ -208,6 +215,8 @@ def export_bundle(
                                 _format.read_json(staging / "performance.json"))
         (staging / "MODEL_CARD.md").write_text(card, encoding="utf-8")
         _format.write_manifest(staging)
+        if signing_key is not None:
+            sign_bundle(staging, signing_key)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

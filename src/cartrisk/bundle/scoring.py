@@ -8,7 +8,7 @@ files are described in :mod:`cartrisk.bundle.export`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,14 @@ import pandas as pd
 from cartrisk.bundle import _format
 from cartrisk.bundle._info import declared_from_schema
 from cartrisk.bundle.serialise import BOOSTER_FILE, PIPELINE_FILE, load_pipeline
+from cartrisk.bundle.signing import (
+    TRUSTED_KEYS_ENV,
+    Signature,
+    check_fingerprint,
+    load_trusted_keys,
+    trusted_keys_setting,
+    verify_signature,
+)
 from cartrisk.data.schema import Problem, ValidationResult, validate
 from cartrisk.exceptions import BundleError, SchemaError, StatisticalWarning
 from cartrisk.groups import RiskGrouper
@@ -76,10 +84,13 @@ class Bundle:
         ``performance.json``.
     fingerprint : str
         SHA-256 of the manifest: identifies this exact bundle.
+    signature : Signature or None
+        The verified signature (its key's fingerprint, and whether that key was trusted); None when unsigned.
     """
 
     def __init__(self, path: Path, pipeline, info: dict, schema: dict, risk_groups: dict | None,
-                 performance: dict, fingerprint: str) -> None:
+                 performance: dict, fingerprint: str, signature: Signature | None = None) -> None:
+        self.signature = signature
         self.path = path
         self.pipeline = pipeline
         self.info = info
@@ -282,23 +293,48 @@ def _grouper_from(spec: Mapping[str, Any]) -> RiskGrouper:
                                       horizon_months=float(spec["horizon_months"]))
 
 
-def load_bundle(path: str | Path) -> Bundle:
+def load_bundle(path: str | Path, *, trust: Sequence[str | Path] | None = None,
+                expect_fingerprint: str | None = None) -> Bundle:
     """Verify and load a bundle folder.
 
     Checks, in order, before anything is deserialised: every file's SHA-256 against ``MANIFEST.json``
-    (a changed, missing or added file is named), then the major.minor versions of scikit-learn,
-    scikit-survival (and XGBoost for XGBoost families) against the installed ones; then loads the pipeline
-    from skops with cartrisk's type allow-list (never pickle) and the booster from XGBoost JSON.
+    (a changed, missing or added file is named); the pinned fingerprint; the signature over the manifest
+    (:mod:`cartrisk.bundle.signing`); then the major.minor versions of scikit-learn, scikit-survival (and
+    XGBoost for XGBoost families) against the installed ones; then loads the pipeline from skops with
+    cartrisk's type allow-list only (never pickle) and the booster from XGBoost JSON.
+
+    Parameters
+    ----------
+    path : str or Path
+        The bundle folder.
+    trust : sequence of paths, optional
+        Trusted Ed25519 public keys (``.pub`` files, or folders of them): the bundle must be signed by one of
+        them. None: the trusted-keys setting (environment variable ``CARTRISK_TRUSTED_KEYS``) when it is set,
+        else no signature is required (an unsigned bundle loads with ``signature = None``; a signed one must
+        still match its signature). An empty sequence asks for no trust, whatever the setting.
+    expect_fingerprint : str, optional
+        The bundle's fingerprint (SHA-256 of its manifest, 64 hex digits): any other bundle is refused.
 
     Raises
     ------
     BundleError
-        Not a bundle, altered file, incompatible versions, or an untrusted type in the pipeline file.
+        Not a bundle, altered file, another fingerprint than the one pinned, unsigned or untrusted (with
+        ``trust``), a signature that does not match, incompatible versions, an untrusted type in the pipeline
+        file, or a damaged booster file.
     """
     path = Path(path)
+    pinned = None if expect_fingerprint is None else check_fingerprint(expect_fingerprint)
+    if trust is None and trusted_keys_setting():
+        trusted = load_trusted_keys(trusted_keys_setting(), where=TRUSTED_KEYS_ENV)
+    else:
+        trusted = load_trusted_keys(trust) if trust else None
     if not path.is_dir():
         raise BundleError(f"{path}: no such bundle folder (export one with `cartrisk export`)")
     fingerprint = _format.verify_manifest(path)
+    if pinned is not None and fingerprint != pinned:
+        raise BundleError(f"{path}: fingerprint {fingerprint} is not the expected {pinned} (--expect-fingerprint): "
+                          "this is another bundle, or it was altered; refused")
+    signature = verify_signature(path, trusted)
     info = _format.read_json(path / "bundle.json")
     if info.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path / 'bundle.json'}: bundle format {info.get('format')!r}; this cartrisk reads "
@@ -309,7 +345,7 @@ def load_bundle(path: str | Path) -> Bundle:
     groups = path / "risk_groups.json"
     return Bundle(path, pipeline, info, _format.read_json(path / "schema.json"),
                   _format.read_json(groups) if groups.is_file() else None,
-                  _format.read_json(path / "performance.json"), fingerprint)
+                  _format.read_json(path / "performance.json"), fingerprint, signature)
 
 
 def summary_line(bundle: Bundle) -> str:

@@ -1,10 +1,12 @@
 """The one pipeline serialiser, used by bundles and by MLflow runs alike: skops with one allow-list, never pickle.
 
 - the fitted pipeline is a skops file (``pipeline.skops``). skops is given no trust of its own: before
-  saving and before loading, every type in the file (:func:`skops.io.get_untrusted_types` lists even the
-  ones skops would trust by default, once ``trusted`` is empty) is checked against :data:`TRUSTED_TYPES`,
-  an explicit allow-list of the cartrisk, scikit-learn, scikit-survival and numpy types that cartrisk's
-  pipelines hold; a pipeline holding anything else is refused, naming the type;
+  saving and before loading, every node of the file's object tree (its ``schema.json``: each object, type,
+  function and array it will construct) is checked against :data:`ALLOWED_TYPES`, an explicit allow-list of
+  the cartrisk, scikit-learn, scikit-survival, numpy and builtin types that cartrisk's pipelines hold. The
+  types skops trusts by default (every scikit-learn estimator, ``FunctionTransformer`` among them, and numpy's
+  functions) are *not* trusted unless listed, and no function or method is ever loaded; a file holding anything
+  else is refused, naming the type;
 - an XGBoost booster is taken out of its estimator before the skops file is written and saved in XGBoost's
   own JSON model format (``booster.json``); loading reads it with ``Booster.load_model`` and puts it back in
   the estimator's ``model_``. The skops file therefore never holds a booster.
@@ -13,18 +15,23 @@
 from __future__ import annotations
 
 import copy
+import json
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cartrisk.exceptions import BundleError
 
-__all__ = ["BOOSTER_FILE", "PIPELINE_FILE", "TRUSTED_TYPES", "dump_pipeline", "load_pipeline"]
+__all__ = ["ALLOWED_TYPES", "BOOSTER_FILE", "PIPELINE_FILE", "TRUSTED_TYPES", "dump_pipeline", "file_types",
+           "load_pipeline"]
 
 PIPELINE_FILE = "pipeline.skops"
 BOOSTER_FILE = "booster.json"
 
-#: Types a bundle's skops file may hold beyond those skops trusts by default (scikit-learn's own estimators,
-#: builtins, numpy arrays). Every entry is a data holder whose loading runs no code of the file's choosing.
+#: cartrisk's and scikit-survival's types a bundle's skops file may hold (:data:`ALLOWED_TYPES` adds the
+#: scikit-learn, numpy and builtin ones). Every entry is a data holder whose loading runs no code of the file's
+#: choosing.
 TRUSTED_TYPES: tuple[str, ...] = (
     # cartrisk
     "cartrisk.modelling.pipeline.SurvivalPipeline",
@@ -56,6 +63,78 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
 )
 
+
+#: Every type a skops file of cartrisk may hold: :data:`TRUSTED_TYPES` and the scikit-learn, numpy and builtin
+#: types inside them. Nothing else is loaded, whatever skops itself would trust.
+ALLOWED_TYPES: tuple[str, ...] = (
+    *TRUSTED_TYPES,
+    # scikit-learn: the preprocessing of FeatureBuilder, and what the tree ensembles and GBSA keep
+    "sklearn.pipeline.Pipeline",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.impute._base.MissingIndicator",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.Interval",
+    # numpy
+    "numpy.ndarray",
+    "numpy.random.mtrand.RandomState",
+    *(f"numpy.{t}" for t in ("bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                             "float16", "float32", "float64", "object_", "str_")),
+    # builtins
+    *(f"builtins.{t}" for t in ("dict", "list", "tuple", "set", "slice", "str", "int", "float", "bool", "NoneType",
+                                "bytes")),
+)
+#: skops loaders that would construct a callable from the file: never allowed, whatever the name.
+_CALLABLE_LOADERS = ("FunctionNode", "MethodNode", "PartialNode", "OperatorFuncNode")
+
+
+def _nodes(tree: Any) -> Iterator[dict]:
+    """Every node of a skops object tree (each dict with ``__class__`` and ``__module__``)."""
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "__class__" in item and "__module__" in item:
+                yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def file_types(path: Path) -> tuple[set[str], set[str]]:
+    """``(types, callables)``: the fully qualified names of every type in a skops file, and of the functions or
+    methods it would construct, read from its object tree without constructing anything.
+
+    Raises
+    ------
+    BundleError
+        The file is not a skops file (not a zip archive with a ``schema.json``).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json").decode("utf-8"))
+    except (OSError, zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"{path}: not a skops file ({type(err).__name__}: {err}); the file is damaged or was "
+                          "replaced: export the model again") from None
+    types, callables = set(), set()
+    for node in _nodes(schema):
+        name = f"{node['__module__']}.{node['__class__']}"
+        (callables if node.get("__loader__") in _CALLABLE_LOADERS else types).add(name)
+    return types, callables
+
+
+def _audit(path: Path, allowed: tuple[str, ...], what: str) -> set[str]:
+    """The types of the file, after refusing any callable and any type not in ``allowed``."""
+    types, callables = file_types(path)
+    if callables:
+        raise BundleError(f"{what} holds function(s) or method(s) {', '.join(sorted(callables))}; a cartrisk "
+                          "pipeline stores none, so the file was altered or not made by cartrisk. Export the model "
+                          "again")
+    _check_types(sorted(types), allowed, what)
+    return types
 
 def _is_booster(model) -> bool:
     return model is not None and type(model).__module__.startswith("xgboost") and type(model).__name__ == "Booster"
@@ -114,7 +193,7 @@ def dump_pipeline(pipeline, directory: Path) -> list[str]:
     target = directory / PIPELINE_FILE
     sio.dump(to_save, target)
     try:
-        _check_types(sio.get_untrusted_types(file=target), TRUSTED_TYPES, "the pipeline")
+        _audit(target, ALLOWED_TYPES, "the pipeline")
     except BundleError:
         for name in written:
             (directory / name).unlink(missing_ok=True)
@@ -122,24 +201,41 @@ def dump_pipeline(pipeline, directory: Path) -> list[str]:
     return written
 
 
-def load_pipeline(path: Path, *, allowed: tuple[str, ...] = TRUSTED_TYPES, booster: Path | None = None):
-    """Load a skops pipeline after checking its types against ``allowed``; re-attach a booster from JSON."""
+def load_pipeline(path: Path, *, allowed: tuple[str, ...] = ALLOWED_TYPES, booster: Path | None = None):
+    """Load a skops pipeline after checking every type in it against ``allowed``; re-attach a booster from JSON.
+
+    Raises
+    ------
+    BundleError
+        Naming the file: not a skops file, a type outside ``allowed`` or a function in it, a file skops cannot
+        construct, or a booster file XGBoost cannot read.
+    """
     import skops.io as sio
 
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as err:  # skops raises assorted errors on a file that is not its format
-        raise BundleError(f"{path}: not a skops file ({type(err).__name__}: {err})") from err
-    _check_types(untrusted, allowed, str(path))
-    pipeline = sio.load(path, trusted=untrusted)
+    types = _audit(Path(path), allowed, str(path))
+    try:  # trusted: exactly the audited types (skops adds its defaults, which every node above had to pass too)
+        pipeline = sio.load(path, trusted=sorted(types))
+    except Exception as err:  # skops raises assorted errors on a damaged file
+        raise BundleError(f"{path}: cannot be loaded ({type(err).__name__}: {err}); the file is damaged: export the "
+                          "model again") from None
     if booster is not None:
         import xgboost
 
-        final = pipeline.steps[-1][1]
+        from cartrisk.estimators import XGBAFT, XGBCox
+
+        final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
         if type(final).__name__ == "RecalibratedSurvival":
             final = final.base_estimator  # an updated bundle: the booster belongs to the wrapped model
+        if not isinstance(final, XGBCox | XGBAFT):
+            raise BundleError(f"{booster}: a booster file beside a pipeline whose model is not an XGBoost family; "
+                              "the bundle was altered: export it again")
         model = xgboost.Booster()
-        model.load_model(str(booster))
+        try:
+            model.load_model(str(booster))
+        except xgboost.core.XGBoostError as err:
+            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else "unreadable"
+            raise BundleError(f"{booster}: not an XGBoost model file XGBoost can read ({reason}); the file is "
+                              "damaged: export the model again") from None
         n_jobs = getattr(final, "n_jobs", None)
         model.set_param({"nthread": 1 if n_jobs is None else max(int(n_jobs), 0)})
         final.model_ = model

@@ -9,6 +9,7 @@ import pandas as pd
 import typer
 
 from cartrisk.cli._app import app, console, err_console, print_frame, user_errors, write_table
+from cartrisk.exceptions import ConfigError
 
 
 @app.command()
@@ -23,7 +24,7 @@ def columns() -> None:
 @user_errors
 def simulate(
     n: Annotated[int, typer.Option(help="Number of patients.", min=1)] = 1500,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.", min=0, max=2**32 - 1)] = 0,
     out: Annotated[Path | None, typer.Option(help="Write the registry extract here (.csv or .parquet).")] = None,
     truth: Annotated[Path | None, typer.Option(help="Write the true risk of each patient here.")] = None,
     report: Annotated[bool, typer.Option("--report", help="Print simulated vs published figures.")] = False,
@@ -31,7 +32,13 @@ def simulate(
     """Simulate a registry of failures after CAR T-cells, calibrated to the published figures."""
     from cartrisk.data.simreport import simulation_report
     from cartrisk.data.simulate import simulate as run_simulation
+    from cartrisk.paths import check_output_file
 
+    for option, target in (("--out", out), ("--truth", truth)):
+        if target is not None:
+            check_output_file(target, where=option, suffixes=(".csv", ".parquet", ".pq"))
+    if out is not None and truth is not None and out.absolute() == truth.absolute():
+        raise ConfigError(f"--out and --truth are the same file ({out}); give two files")
     frame, true = run_simulation(n, seed)
     if out is not None:
         write_table(frame, out)

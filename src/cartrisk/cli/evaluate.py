@@ -14,23 +14,17 @@ from cartrisk.cli._app import app, console, print_frame, progress_bars, user_err
 @user_errors
 def evaluate(
     experiment: Annotated[Path, typer.Argument(help="Experiment file (TOML), e.g. experiments/evaluate_all.toml.")],
-    n: Annotated[int | None, typer.Option(help="Override the simulated cohort size.")] = None,
+    n: Annotated[int | None, typer.Option(help="Override the simulated cohort size.", min=1)] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default from the file).")] = None,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow.")] = False,
 ) -> None:
     """Cross-validate the experiment's models and the reference rules on the same folds; print the comparison."""
-    import dataclasses
-
-    from cartrisk.config import load_experiment
+    from cartrisk.cli._experiment import prepare_experiment
     from cartrisk.tracking import Tracker
     from cartrisk.workflows import evaluate_experiment, summary_table
 
-    cfg = load_experiment(experiment)
-    if n is not None:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=n))
-    tracker = None
-    if cfg.tracking.enabled and not no_tracking:
-        tracker = Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment or cfg.name)
+    cfg, uri = prepare_experiment(experiment, n=n, tracking_uri=tracking_uri, no_tracking=no_tracking)
+    tracker = None if uri is None else Tracker(uri, cfg.tracking.experiment or cfg.name)
     with progress_bars() as progress:
         report = evaluate_experiment(cfg, tracker=tracker, progress=progress)
     print_frame(summary_table(report), title=f"{cfg.name}: {report.dataset.name}, {cfg.evaluation.n_splits}-fold CV "

@@ -1,7 +1,9 @@
-"""``cartrisk export`` (a chosen model as a verified bundle with its model card) and ``cartrisk score``."""
+"""``cartrisk export`` (a chosen model as a verified bundle with its model card), ``cartrisk score``, and
+``cartrisk keygen`` (a key pair to sign bundles and to trust them)."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +11,10 @@ from typing import Annotated
 import typer
 
 from cartrisk.cli._app import app, console, err_console, user_errors, write_table
+from cartrisk.cli._trust import FingerprintOption, TrustOption, check_trust_options, open_bundle
+from cartrisk.exceptions import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # as cartrisk.bundle.export checks it
 
 
 @app.command("export")
@@ -31,18 +37,36 @@ def export_command(
                                                               "(pyfunc model).")] = False,
     model: Annotated[str | None, typer.Option("--model", help="With --run of an evaluate run holding several "
                                                               "models: the model's name.")] = None,
+    sign: Annotated[Path | None, typer.Option("--sign", metavar="KEY", help="Sign the bundle with this private key "
+                                              "(NAME.key from `cartrisk keygen`).")] = None,
 ) -> None:
     """Export a model from MLflow as a bundle: skops pipeline, schema, metrics, checksums and MODEL_CARD.md."""
     from cartrisk.bundle import load_bundle, summary_line
+    from cartrisk.bundle.signing import load_signing_key
+    from cartrisk.config import DEFAULT_TRACKING_URI
+    from cartrisk.paths import check_output_folder
     from cartrisk.tracking.runs import export_from_tracking
+    from cartrisk.tracking.store import require_store
 
+    if sign is not None:
+        load_signing_key(sign)  # a bad key is refused before any work
+    if not _NAME.match(name):
+        raise ConfigError(f"--name: {name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter "
+                          "or digit (it names the folder MODELS_DIR/NAME)")
+    if (models_dir / name).exists() and not overwrite:
+        raise ConfigError(f"--name: {models_dir / name} exists; choose another name or pass --overwrite")
+    check_output_folder(models_dir, where="--models-dir")
+    require_store(DEFAULT_TRACKING_URI if tracking_uri is None else tracking_uri)
     path = export_from_tracking(name=name, models_dir=models_dir, run_id=run, study=study, trial=trial,
                                 tracking_uri=tracking_uri, data=data, overwrite=overwrite, register=register,
-                                model=model)
+                                model=model, sign_with=sign)
     bundle = load_bundle(path)
     console.print(f"exported {summary_line(bundle)}", highlight=False)
     console.print(f"bundle {path} (model card {path / 'MODEL_CARD.md'})", highlight=False)
-    console.print(f"fingerprint (SHA-256 of MANIFEST.json's file list) {bundle.fingerprint}", highlight=False)
+    console.print(f"fingerprint (SHA-256 of MANIFEST.json) {bundle.fingerprint}", highlight=False)
+    if bundle.signature is not None:
+        console.print(f"signed by key {bundle.signature.key_fingerprint} ({sign}); whoever scores with it should "
+                      "pass --trust with the matching .pub file", highlight=False)
     if register:
         console.print(f"registered as MLflow model '{name}'", highlight=False)
 
@@ -58,13 +82,18 @@ def score(
     top: Annotated[int, typer.Option(help="How many contributing columns with --explain.", min=1)] = 3,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Leave out rows that fail validation "
                                                                       "(reported) instead of stopping.")] = False,
+    trust: TrustOption = None,
+    expect_fingerprint: FingerprintOption = None,
 ) -> None:
     """Score new patients with a verified bundle: risk score, survival at 3/6/12 months, risk group."""
-    from cartrisk.bundle import load_bundle, summary_line
+    from cartrisk.bundle import summary_line
     from cartrisk.data.schema import read_extract
     from cartrisk.exceptions import SchemaError, StatisticalWarning
+    from cartrisk.paths import check_output_file
 
-    bundle = load_bundle(bundle_dir)
+    check_output_file(out, where="--out", suffixes=(".csv", ".parquet", ".pq"))
+    check_trust_options(trust, expect_fingerprint)
+    bundle = open_bundle(bundle_dir, trust, expect_fingerprint)
     err_console.print(f"bundle {summary_line(bundle)}", highlight=False)
     frame = read_extract(path)
     with warnings.catch_warnings(record=True) as caught:
@@ -97,3 +126,23 @@ def score(
             err_console.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
     write_table(report.scores, out)
     console.print(f"wrote {len(report.scores):,} scored patients to {out}", highlight=False)
+
+
+@app.command()
+@user_errors
+def keygen(
+    out: Annotated[Path, typer.Option("--out", metavar="STEM", help="Where to write the pair: STEM.key (private, "
+                                      "mode 0600; keep it to yourself) and STEM.pub (hand it to whoever scores).")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing pair of that name.")] = False,
+) -> None:
+    """Make a key pair for signing bundles: sign with `cartrisk export --sign STEM.key`, trust with --trust STEM.pub."""
+    from cartrisk.bundle.signing import generate_keypair
+    from cartrisk.paths import check_output_folder
+
+    if not out.name or out.name in (".", ".."):
+        raise typer.BadParameter("give a file stem such as keys/lab", param_hint="--out")
+    check_output_folder(out.parent, where="--out")
+    private, public, fingerprint = generate_keypair(out, overwrite=overwrite)
+    console.print(f"private key {private} (keep it secret: it signs bundles in your name)", highlight=False)
+    console.print(f"public key  {public} (give it to whoever scores: `--trust {public}`)", highlight=False)
+    console.print(f"key fingerprint {fingerprint}", highlight=False)

@@ -13,11 +13,13 @@ import typer
 from rich.markup import escape
 
 from cartrisk.cli._app import app, console, print_frame, progress_bars, user_errors, write_table
+from cartrisk.cli._trust import FingerprintOption, TrustOption, check_trust_options, open_bundle, refuse_trust_for_runs
 from cartrisk.exceptions import ConfigError
 
 __all__ = ["compare_rules", "display_table", "write_comparison"]
 
 DEFAULT_OUT = Path("reports/compare-rules")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _interval(value: float, lower: float, upper: float, fmt: str) -> str:
@@ -55,14 +57,14 @@ def write_comparison(comparison, out: Path) -> list[Path]:
     return written + write_comparison_figures(comparison, out)
 
 
-def _load(model: str, tracking_uri: str | None):
+def _load(model: str, tracking_uri: str | None, trust: list[Path] | None = None,
+          expect_fingerprint: str | None = None):
     """The fitted pipeline and, for a bundle that stores them, its risk-group cut-points (or None)."""
-    from cartrisk.bundle import load_bundle
     from cartrisk.groups import RiskGrouper
     from cartrisk.tracking import load_model
 
     if Path(model).is_dir():
-        bundle = load_bundle(model)
+        bundle = open_bundle(model, trust, expect_fingerprint)
         spec = bundle.risk_groups
         grouper = None
         if spec:
@@ -92,17 +94,37 @@ def compare_rules(
     out: Annotated[Path, typer.Option(help="Folder for the CSV tables and PNG figures.")] = DEFAULT_OUT,
     rules: Annotated[str, typer.Option(help="Comma-separated reference rules.")] = "d0_30,d0_30_90,pcpi",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the C differences.", min=1)] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the folds and the bootstrap.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the bootstrap.", min=0, max=2**32 - 1)] = 0,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (run ids, --track).")] = None,
-    track: Annotated[bool, typer.Option("--track", help="Log the tables and figures to an MLflow run.")] = False,
+    track: Annotated[bool, typer.Option("--track", help="Log the tables and figures (aggregates, no patient rows) "
+                                        "to an MLflow run.")] = False,
+    trust: TrustOption = None,
+    expect_fingerprint: FingerprintOption = None,
 ) -> None:
     """Compare the model's risk groups with the reference rules on one cohort; print the table, write CSV + figures."""
+    from cartrisk.config import DEFAULT_TRACKING_URI
     from cartrisk.evaluation.calibration import horizon_problems
     from cartrisk.groups.rulecomparison import ComparisonSettings, compare_with_rules, parse_groups
+    from cartrisk.modelling.rules import RULES
+    from cartrisk.paths import check_output_folder
+    from cartrisk.tracking.store import check_tracking_uri, require_store
     from cartrisk.units import DEFAULT_HORIZONS_MONTHS, months_to_days
 
     spec = parse_groups(groups or "rule-sized")
-    pipeline, stored = _load(model, tracking_uri)
+    names = [r.strip() for r in rules.split(",")]
+    unknown = [r for r in names if r not in RULES]
+    if unknown or not any(names):
+        raise ConfigError(f"--rules: unknown rule {', '.join(map(repr, unknown)) or repr(rules)}; known rules: "
+                          f"{', '.join(RULES)} (comma-separated)")
+    check_output_folder(out, where="--out")
+    refuse_trust_for_runs(model, trust, expect_fingerprint)
+    check_trust_options(trust, expect_fingerprint)
+    uri = DEFAULT_TRACKING_URI if tracking_uri is None else tracking_uri
+    if track:
+        check_tracking_uri(uri)
+    if _RUN_ID.match(model) and not Path(model).exists():
+        require_store(uri)  # a run id: read from a store that must exist
+    pipeline, stored = _load(model, uri, trust, expect_fingerprint)
     use_stored = stored is not None and groups is None
     if not use_stored and train is None:
         why = ("--groups asks for new cut-points" if groups is not None
@@ -116,7 +138,7 @@ def compare_rules(
     if problems:
         raise ConfigError(f"{data}: {problems[0]}")
     with progress_bars() as progress:
-        settings = ComparisonSettings(groups=spec, rules=[r.strip() for r in rules.split(",")],
+        settings = ComparisonSettings(groups=spec, rules=names,
                                       recalibrate=train is not None, n_boot=n_boot, random_state=seed)
         result = compare_with_rules(pipeline, X_train, y_train, X_test, y_test, settings,
                                     groupers={"model[bundle]": stored} if use_stored else None, progress=progress)
@@ -130,14 +152,13 @@ def compare_rules(
     written = write_comparison(result, out)
     console.print(f"wrote {len(written)} files to {out}", highlight=False)
     if track:
-        _track(result, written, model, data, tracking_uri)
+        _track(result, written, model, data, uri)
 
 
-def _track(result, written: list[Path], model: str, data: Path, tracking_uri: str | None) -> None:
-    from cartrisk.config import DEFAULT_TRACKING_URI
+def _track(result, written: list[Path], model: str, data: Path, tracking_uri: str) -> None:
     from cartrisk.tracking import Tracker
 
-    tracker = Tracker(tracking_uri or DEFAULT_TRACKING_URI)
+    tracker = Tracker(tracking_uri)
     with tracker.run("compare-rules", tags={"cartrisk.kind": "rule-comparison"}) as run_id:
         settings = {k: v for k, v in result.settings.items() if k != "sizes"}
         tracker.log_params(run_id, {"model": model, "data": str(data), **settings})

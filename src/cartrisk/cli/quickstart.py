@@ -20,15 +20,30 @@ def quickstart(
     n: Annotated[int, typer.Option(help="Patients in the simulated registry.", min=200)] = 1500,
     trials: Annotated[int | None, typer.Option(help="Optuna trials per study (default from the study file).",
                                                min=1)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the registry, the folds and the models.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the registry, the folds and the models.", min=0,
+                                      max=2**32 - 1)] = 0,
     models_dir: Annotated[Path, typer.Option(help="Where the bundle is exported.")] = Path("models"),
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING_URI,
 ) -> None:
     """Simulate, validate, tune, explain, compare with the D0-30 rule, export, score and report: the whole job."""
+    import dataclasses
+
+    from cartrisk.data.datasets import load_dataset
+    from cartrisk.evaluation.preflight import check_experiment
+    from cartrisk.paths import check_output_folder
     from cartrisk.tracking import Tracker
-    from cartrisk.workflows.quickstart import run_quickstart
+    from cartrisk.tracking.store import check_tracking_uri
+    from cartrisk.workflows.quickstart import quickstart_experiment, run_quickstart
     from cartrisk.workflows.report import build_report
 
+    # Everything that can be wrong is checked before the job starts: nothing is written on a refusal.
+    check_output_folder(out, where="--out")
+    check_output_folder(models_dir, where="--models-dir")
+    check_tracking_uri(tracking_uri)
+    cfg = quickstart_experiment(n=n, seed=seed)
+    if trials is not None:
+        cfg = dataclasses.replace(cfg, tuning=dataclasses.replace(cfg.tuning, n_trials=trials))
+    check_experiment(cfg, load_dataset(cfg.data, seed=cfg.seed))
     tracker = Tracker(tracking_uri, "cartrisk-quickstart")
     with progress_bars() as progress:
         result = run_quickstart(tracker=tracker, models_dir=models_dir, n=n, trials=trials, seed=seed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,7 +12,10 @@ import typer
 
 from cartrisk.cli._app import app, console, user_errors
 from cartrisk.config import DEFAULT_TRACKING_URI
+from cartrisk.exceptions import ConfigError
 from cartrisk.plotting import atomic_path
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @app.command()
@@ -26,10 +30,17 @@ def report(
                                                        "one on PATH).")] = None,
 ) -> None:
     """Render one MLflow run as a single HTML file (figures embedded; opens without a server)."""
+    from cartrisk.paths import check_output_folder
     from cartrisk.tracking import Tracker
+    from cartrisk.tracking.store import require_store
     from cartrisk.workflows.pdf import find_chromium, print_pdf
     from cartrisk.workflows.report import build_report
 
+    if not _RUN_ID.match(run):
+        raise ConfigError(f"--run: {run!r} is not an MLflow run id (32 hexadecimal characters, as the commands print "
+                          "it after `MLflow run`)")
+    check_output_folder(out, where="--out")
+    require_store(tracking_uri)
     if pdf:
         find_chromium(chromium)  # refuse before writing anything
     text = build_report(run, tracker=Tracker(tracking_uri))

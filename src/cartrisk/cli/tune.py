@@ -79,29 +79,33 @@ def tune(
     timeout: Annotated[float | None, typer.Option(help="Time budget in seconds for all studies.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Local worker processes per study.")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage: database URL or journal:PATH.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the studies (finished trials kept).")] = False,
-    n: Annotated[int | None, typer.Option(help="Override the simulated cohort size.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest run of the studies (finished trials "
+                                                          "kept). Without it, a new run starts new studies.")] = False,
+    n: Annotated[int | None, typer.Option(help="Override the simulated cohort size.", min=1)] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default from the file).")] = None,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow.")] = False,
 ) -> None:
     """Tune the experiment's models by nested cross-validation; print the best parameters and the outer estimate."""
-    import dataclasses
-
     import optuna
 
+    from cartrisk.cli._experiment import prepare_experiment
     from cartrisk.config import load_experiment
     from cartrisk.tracking import Tracker
-    from cartrisk.tuning import run_study
-    from cartrisk.tuning.studies import sigterm_as_interrupt
+    from cartrisk.tracking.store import check_storage_url
+    from cartrisk.tuning import default_storage, run_study
+    from cartrisk.tuning.studies import check_resumable, sigterm_as_interrupt
 
-    cfg = load_experiment(experiment)
-    if cfg.tuning is None:
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout:g}")
+    if load_experiment(experiment).tuning is None:
         raise ConfigError(f"{experiment}: no tuning table in the file; run it with cartrisk evaluate")
-    if n is not None:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=n))
-    tracker = None
-    if cfg.tracking.enabled and not no_tracking:
-        tracker = Tracker(tracking_uri or cfg.tracking.uri, cfg.tracking.experiment or cfg.name)
+    cfg, uri = prepare_experiment(experiment, n=n, tracking_uri=tracking_uri, no_tracking=no_tracking)
+    url = storage or cfg.tuning.storage or default_storage(uri or cfg.tracking.uri)
+    check_storage_url(url, where="--storage" if storage else (f"{experiment}: tuning.storage" if cfg.tuning.storage
+                                                               else "storage"))
+    if resume:
+        check_resumable(url, cfg.tuning.study_name or cfg.name)
+    tracker = None if uri is None else Tracker(uri, cfg.tracking.experiment or cfg.name)
     if logging.getLogger("cartrisk").getEffectiveLevel() > logging.INFO:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial only with --verbose
     from cartrisk.data.datasets import load_dataset
@@ -111,7 +115,7 @@ def tune(
     for note in notes:
         err_console.print(f"warning: {note}", highlight=False, markup=False, soft_wrap=True)
     with sigterm_as_interrupt(), tuning_progress() as progress:
-        result = run_study(cfg, tracker=tracker, storage=storage, n_trials=trials, timeout=timeout, resume=resume,
+        result = run_study(cfg, tracker=tracker, storage=url, n_trials=trials, timeout=timeout, resume=resume,
                            progress=progress, workers=workers)
     for label, res in tune_heterogeneity(cfg, result, tracker).items():
         print_frame(res.pooled, title=f"{label}: internal-external validation by {cfg.evaluation.cluster} "
@@ -133,8 +137,10 @@ def studies(
         "sqlite:///mlruns/optuna.db"),
 ) -> None:
     """List the studies in a storage with their best values and trial counts."""
+    from cartrisk.tracking.store import check_storage_url
     from cartrisk.tuning.studies import list_studies, open_storage
 
+    check_storage_url(storage)
     where = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage.removeprefix(
         "journal:")
     if (storage.startswith("sqlite:///") or storage.startswith("journal:")) and not Path(where).exists():

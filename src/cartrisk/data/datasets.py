@@ -110,6 +110,22 @@ def _generic(frame: pd.DataFrame, cfg: DataConfig, name: str) -> Dataset:
     return Dataset(X=X, y=y, name=name, data_hash=frame_hash(content), registry=False, extra=extra, roles=roles)
 
 
+def _check_renames(raw: pd.DataFrame, cfg: DataConfig) -> None:
+    """``[data.columns]`` renames file columns to dictionary names: each one must be a column of the file."""
+    import difflib
+
+    columns = [str(c) for c in raw.columns]
+    for old, new in cfg.columns.items():
+        if old not in columns:
+            close = difflib.get_close_matches(old, columns, n=3)
+            hint = f" (closest: {', '.join(close)})" if close else ""
+            raise ConfigError(f"data.columns: {cfg.path} has no column {old!r} to rename to {new!r}{hint}; its columns "
+                              f"are: {', '.join(columns)}")
+        if new in columns and new != old and new not in cfg.columns:
+            raise ConfigError(f"data.columns: renaming {old!r} to {new!r} in {cfg.path}, which already has a column "
+                              f"{new!r}; rename only one of them")
+
+
 def load_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
     """Load the data an experiment's ``[data]`` table describes (``seed`` when it gives none)."""
     seed = seed if cfg.seed is None else cfg.seed
@@ -124,7 +140,9 @@ def load_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
     if cfg.source == "file":
         if not cfg.path:
             raise ConfigError("data.source = 'file' needs data.path (the extract's path)")
-        raw = read_extract(cfg.path).rename(columns=cfg.columns)
+        raw = read_extract(cfg.path)
+        _check_renames(raw, cfg)
+        raw = raw.rename(columns=cfg.columns)
         if cfg.roles is not None:
             return _generic(raw, cfg, cfg.path)
         return _registry(raw, cfg.path, cfg.path, extra=cfg.extra_specs)

@@ -38,7 +38,7 @@ from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import DEFAULT_HORIZONS_MONTHS, months_to_days
 
 __all__ = ["HEADLINE_METRICS", "CVResult", "EventStratifiedKFold", "FixedSplits", "compare", "comparison_table",
-           "cross_validate_survival", "seed_estimator"]
+           "cross_validate_survival", "derived_seed", "nested_folds", "seed_estimator"]
 
 #: The horizon at which one-number summaries read metrics that have several horizons.
 HEADLINE_HORIZON_MONTHS = 6.0
@@ -276,6 +276,27 @@ def compare(results: dict[str, CVResult], interval: str = "t") -> pd.DataFrame:
     out.index = out.index.set_levels(out.index.levels[1].where(out.index.levels[1] >= 0, np.nan), level=1)
     out.columns.names = ["model", "stat"]
     return out
+
+
+def derived_seed(seed: int, *path: int) -> int:
+    """A seed derived from ``seed`` and a path of integers (``numpy.random.SeedSequence``), e.g. one per study."""
+    return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0])
+
+
+def nested_folds(y, outer_folds: int, inner_folds: int, seed: int
+                 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[list[tuple[np.ndarray, np.ndarray]]]]:
+    """The folds of a nested cross-validation: the outer splits, and each study's inner splits.
+
+    Study ``k`` (``k < outer_folds``) tunes on the training part of outer fold ``k`` with inner folds seeded by
+    ``derived_seed(seed, k + 1)``; the last study tunes on all data with ``derived_seed(seed, 0)``. Inner split
+    positions index into the study's own data (the outer training part, or all data).
+    """
+    outer = list(EventStratifiedKFold(n_splits=outer_folds, shuffle=True, random_state=seed)
+                 .split(np.zeros((len(y), 1)), y))
+    parts = [(train, k + 1) for k, (train, _) in enumerate(outer)] + [(np.arange(len(y)), 0)]
+    inner = [list(EventStratifiedKFold(n_splits=inner_folds, shuffle=True, random_state=derived_seed(seed, key))
+                  .split(np.zeros((len(part), 1)), y[part])) for part, key in parts]
+    return outer, inner
 
 
 #: Metrics of the one-row-per-model comparison tables, and the horizon they are read at.

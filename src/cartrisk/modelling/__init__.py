@@ -9,21 +9,22 @@ from __future__ import annotations
 from cartrisk import lazy_exports
 
 _EXPORTS = {
-    "D0_30Rule": "rules",
-    "FEATURE_SETS": "features",
-    "FeatureBuilder": "features",
-    "PCPI": "rules",
-    "RULES": "rules",
-    "SurvivalPipeline": "pipeline",
-    "ThreeWindowRule": "rules",
     "build_features": "pipeline",
     "build_pipeline": "pipeline",
     "check_leakage": "leakage",
+    "D0_30Rule": "rules",
     "feature_inputs": "features",
     "feature_set_columns": "features",
-    "resolve_features": "features",
+    "FEATURE_SETS": "features",
+    "FeatureBuilder": "features",
+    "known_feature_names": "features",
     "make_pipeline": "pipeline",
     "make_rule": "rules",
+    "PCPI": "rules",
+    "resolve_features": "features",
+    "RULES": "rules",
+    "SurvivalPipeline": "pipeline",
+    "ThreeWindowRule": "rules",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

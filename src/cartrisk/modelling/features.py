@@ -43,7 +43,7 @@ from cartrisk.data.literature import feature_codings, literature_features
 from cartrisk.exceptions import ConfigError
 
 __all__ = ["CODINGS", "FEATURE_SETS", "FeatureBuilder", "derive_features", "feature_inputs", "feature_set_columns",
-           "resolve_features"]
+           "known_feature_names", "resolve_features"]
 
 _KNOWN = {c.name: c for c in COLUMNS}
 _OUTCOME = ("os2_days", "os2_event", "patient_id", "infusion_date", "failure_date", "last_contact_date")
@@ -117,54 +117,19 @@ def feature_set_columns(feature_set: str | list[str] | tuple[str, ...]) -> list[
     return list(FEATURE_SETS[feature_set])
 
 
-def _library_names() -> list[str]:
+def known_feature_names() -> list[str]:
     """Every feature name cartrisk itself knows: dictionary covariates, derived features, literature codings."""
     return list(dict.fromkeys([c.name for c in COLUMNS if c.role not in ("id", "date") and c.name not in _OUTCOME]
                               + list(_DERIVED_SOURCES) + [k["name"] for k in feature_codings()]
                               + literature_features()))
 
 
-def resolve_features(feature_set: str | list[str] | tuple[str, ...], columns: Iterable[str] | None = None, *,
-                     declared: Mapping[str, Any] | Iterable[str] | None = None, allow_after_failure: bool = False,
-                     registry: bool | None = None, where: str = "features.set") -> list[str]:
-    """The features of a feature set, every name checked: the one place that decides which names are valid.
+def _closest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    return f" (closest: {', '.join(close)})" if close else ""
 
-    Parameters
-    ----------
-    feature_set : str or list of str
-        A named set (``infusion``, ``relapse``, ``infusion+relapse``, ``literature``) or a list of names; a
-        list may hold set names, which are expanded in place.
-    columns : iterable of str, optional
-        The columns of the data the features will be computed from (a registry extract's validated columns,
-        or a generic data set's covariates).
-    declared : mapping or iterable of str, optional
-        The site's declared covariates (``[data.extra]``: names, or name -> declaration).
-    allow_after_failure : bool, default False
-        Whether after-failure columns (``salvage``) may be used, as an adjustment.
-    registry : bool, optional
-        Whether the data are a registry extract. On a registry extract a column that the dictionary does not
-        know must be declared; on the generic path any column of the data is a feature. Default: a registry
-        extract when ``columns`` is None or holds ``days_to_failure``.
-    where : str
-        The option named in messages.
 
-    Returns
-    -------
-    list of str
-        The features in order, without repeats (some may be absent from ``columns``: the named sets list
-        every dictionary covariate; :class:`FeatureBuilder` skips those the data lack).
-
-    Raises
-    ------
-    ConfigError
-        A name is an outcome or the identifier, an outcome observed after time zero (PFS-2), an after-failure
-        column without ``allow_after_failure``, or none of the known names (the message lists the closest).
-    """
-    wanted = feature_set_columns(feature_set)
-    cols = [str(c) for c in columns] if columns is not None else []
-    declared_names = list(declared or ())
-    if registry is None:
-        registry = columns is None or "days_to_failure" in cols
+def _check_leaks(wanted: list[str], allow_after_failure: bool, where: str) -> None:
     leaks = [c for c in wanted if c in _OUTCOME]
     if leaks:
         raise ConfigError(f"{where}: feature(s) {', '.join(leaks)} are the outcome or identify the patient; "
@@ -179,22 +144,93 @@ def resolve_features(feature_set: str | list[str] | tuple[str, ...], columns: It
             f"{where}: feature(s) {', '.join(after)} are decided or observed after the failure date (time zero of "
             "OS-2) and are confounded by indication, so they are no prognostic predictor; remove them, or set "
             "allow_after_failure = true to study them as an adjustment")
-    known = set(_library_names()) | set(declared_names) | (set() if registry else set(cols))
-    for name in wanted:
-        if name in known:
-            continue
-        if registry and name in cols:
-            raise ConfigError(f"{where}: '{name}' is a column of the extract but neither in the data dictionary nor "
-                              f"declared; declare it in [data.extra.{name}] (kind, role, unit, range or levels) to "
-                              "use it as a feature")
-        pool = sorted(known | set(_SET_NAMES) | set(cols))
-        close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
-        hint = f"; closest known names: {', '.join(repr(c) for c in close)}" if close else ""
-        raise ConfigError(f"{where}: unknown feature '{name}': not a data-dictionary column, a feature cartrisk "
+
+
+def resolve_features(feature_set: str | list[str] | tuple[str, ...], columns: Iterable[str] | None = None, *,
+                     declared: Mapping[str, Any] | Iterable[str] | None = None, allow_after_failure: bool = False,
+                     registry: bool | None = None, where: str = "features.set") -> list[str]:
+    """The features of a feature set, every name checked: the one place that decides which names are valid.
+
+    Parameters
+    ----------
+    feature_set : str or list of str
+        A named set (``infusion``, ``relapse``, ``infusion+relapse``, ``literature``) or a list of names; a
+        list may hold set names, which are expanded in place.
+    columns : iterable of str, optional
+        The columns of the data the features will be computed from (a registry extract's validated columns,
+        or a generic data set's covariates). When given, a named set must be computable in part and every
+        name listed on its own must be computable.
+    declared : mapping or iterable of str, optional
+        The site's declared covariates (``[data.extra]``: names, or name -> declaration).
+    allow_after_failure : bool, default False
+        Whether after-failure columns (``salvage``) may be used, as an adjustment.
+    registry : bool, optional
+        Whether the data are a registry extract. On a registry extract a column that the dictionary does not
+        know must be declared; on the generic path any column of the data is a feature. Default: a registry
+        extract when ``columns`` is None or holds ``days_to_failure``.
+    where : str
+        The file and key named in messages.
+
+    Returns
+    -------
+    list of str
+        The features in order, without repeats (those of a named set may be absent from ``columns``:
+        :class:`FeatureBuilder` skips what the data lack).
+
+    Raises
+    ------
+    ConfigError
+        An unknown set or feature name (every one, with the closest known names), a list that is empty or names
+        a feature twice, an outcome or the identifier, an outcome observed after time zero (PFS-2), an
+        after-failure column without ``allow_after_failure``, a column of a registry extract that is neither in
+        the dictionary nor declared, a listed feature whose data column the data lack, or a named set none of
+        whose features the data hold.
+    """
+    cols = [str(c) for c in columns] if columns is not None else []
+    present = set(cols)
+    if registry is None:
+        registry = columns is None or "days_to_failure" in present
+    if isinstance(feature_set, str):
+        if feature_set not in _SET_NAMES:
+            raise ConfigError(f"{where}: unknown feature set '{feature_set}'; known sets: {', '.join(_SET_NAMES)}, or "
+                              f"a list of columns{_closest(feature_set, _SET_NAMES)}")
+        wanted = feature_set_columns(feature_set)
+        if columns is not None and not any(f in present or all(c in present for c in _inputs(f)) for f in wanted):
+            raise ConfigError(f"{where}: none of the features of set {feature_set!r} can be computed from the data "
+                              f"(looked for: {', '.join(wanted)}); the data have: {', '.join(sorted(present))}")
+        _check_leaks(wanted, allow_after_failure, where)
+        return wanted
+    if not isinstance(feature_set, list | tuple) or not feature_set:
+        raise ConfigError(f"{where}: give a feature set name or a non-empty list of columns, got {feature_set!r}")
+    listed = [str(f) for f in feature_set]
+    duplicated = sorted({f for f in listed if listed.count(f) > 1})
+    if duplicated:
+        raise ConfigError(f"{where}: feature(s) {', '.join(duplicated)} listed more than once; list each once")
+    wanted = feature_set_columns(listed)
+    _check_leaks(wanted, allow_after_failure, where)
+    known = set(known_feature_names()) | set(declared or ()) | (set() if registry else present)
+    undeclared = [f for f in wanted if f not in known and registry and f in present]
+    if undeclared:
+        name = undeclared[0]
+        raise ConfigError(f"{where}: '{name}' is a column of the extract but neither in the data dictionary nor "
+                          f"declared; declare it in [data.extra.{name}] (kind, role, unit, range or levels) to "
+                          "use it as a feature")
+    unknown = [f for f in wanted if f not in known]
+    if unknown:
+        pool = known | set(_SET_NAMES) | present
+        names = ", ".join(f"'{f}'{_closest(f, pool)}" for f in unknown)
+        raise ConfigError(f"{where}: unknown feature(s) {names}: not a data-dictionary column, a feature cartrisk "
                           f"derives, a literature coding, a feature set"
                           + (", a declared column ([data.extra])" if registry else ", or a column of the data")
-                          + f"{hint}. Fix: correct the name"
+                          + ". Fix: correct the name"
                           + (", or declare the site's own column in [data.extra]" if registry else ""))
+    if columns is not None:
+        alone = [f for f in listed if f not in _SET_NAMES]
+        absent = [f for f in alone if f not in present and not all(c in present for c in _inputs(f))]
+        if absent:
+            needs = "; ".join(f"{f} needs {', '.join(c for c in _inputs(f) if c not in present)}" for f in absent)
+            raise ConfigError(f"{where}: feature(s) {', '.join(absent)} cannot be computed: the data lack their "
+                              f"column(s) ({needs}); add the column(s) to the data or remove the feature(s)")
     return wanted
 
 

@@ -29,6 +29,7 @@ from cartrisk.bundle.provenance import provenance
 from cartrisk.bundle.serialise import dump_pipeline
 from cartrisk.config import DEFAULT_TRACKING_URI
 from cartrisk.exceptions import ConfigError
+from cartrisk.tracking.store import create_experiment, open_client
 
 __all__ = ["DEFAULT_TRACKING_URI", "Tracker", "flatten"]
 
@@ -71,7 +72,7 @@ class Tracker:
         root = _artifact_root(tracking_uri)
         if root is not None:
             root.parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client: MlflowClient = open_client(tracking_uri)  # a SQLite store is created under a file lock
         self._experiment_id: str | None = None
 
     @property
@@ -83,7 +84,7 @@ class Tracker:
             else:
                 root = _artifact_root(self.tracking_uri)
                 location = (root / self.experiment).as_uri() if root is not None else None
-                self._experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
+                self._experiment_id = create_experiment(self.client, self.experiment, location)
         return self._experiment_id
 
     @contextmanager

@@ -46,7 +46,14 @@ def _get_run(tracker, run_id: str):
 
 
 def _study_run(tracker, study: str):
-    """(Optuna study name as tagged, its MLflow run): ``NAME`` itself or the final study ``NAME.final``."""
+    """(Optuna study name as tagged, its MLflow run): ``NAME`` itself or the final study ``NAME.final``.
+
+    An experiment tuned several times has studies ``NAME``, ``NAME.run2``... (:func:`cartrisk.tuning.studies.run_base`);
+    ``NAME`` then means its latest run (its parent tuning run is tagged ``cartrisk.study_base = NAME``).
+    """
+    latest = tracker.find_runs({"cartrisk.kind": "tuning", "cartrisk.study_base": study})
+    if latest and latest[0].data.tags.get("cartrisk.study"):
+        study = latest[0].data.tags["cartrisk.study"]
     for name in (study, f"{study}.final"):
         found = tracker.find_runs({"cartrisk.kind": "study", "cartrisk.study": name})
         if found:
@@ -284,9 +291,10 @@ def _design(run, holder) -> str:
 def export_from_tracking(*, name: str, models_dir: str | Path = "models", run_id: str | None = None,
                          study: str | None = None, trial: int | None = None, tracking_uri: str | None = None,
                          data: str | Path | None = None, overwrite: bool = False, register: bool = False,
-                         model: str | None = None) -> Path:
+                         model: str | None = None, sign_with: str | Path | None = None) -> Path:
     """Export the model of an MLflow run or Optuna study as a bundle (see :func:`cartrisk.bundle.export_bundle`);
-    with ``register``, also register it in the same MLflow store as a pyfunc model.
+    with ``register``, also register it in the same MLflow store as a pyfunc model; with ``sign_with`` (a private
+    key file), sign it.
 
     The bundle's risk-group cut-points are learned on out-of-fold predictions of the run's pipeline specification
     (the evaluate run's folds), as ``cartrisk compare-rules`` learns them; the model card gets the subgroup
@@ -318,7 +326,7 @@ def export_from_tracking(*, name: str, models_dir: str | Path = "models", run_id
                      cohort={"time": roles.time, "event": roles.event, "time_unit_days": roles.time_unit_days,
                              "id": roles.id})
     path = export_bundle(pipeline, models_dir, name=name, evidence=evidence, metadata=meta, overwrite=overwrite,
-                         **extra)
+                         sign_with=sign_with, **extra)
     if register:
         experiment = tracker.client.get_experiment(run.info.experiment_id).name
         register_bundle(_tracker(tracker.tracking_uri, experiment), path, name, source_run_id=run.info.run_id)

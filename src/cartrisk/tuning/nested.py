@@ -14,7 +14,8 @@ The protocol (the usual nested cross-validation):
    the gap between inner and outer values shows by how much.
 
 So a run holds ``outer_folds + 1`` Optuna studies, ``NAME.outer1`` ... ``NAME.final``, in one storage
-(see :mod:`cartrisk.tuning.studies` for storage, resume and workers). Several ``[[models]]`` entries are
+(see :mod:`cartrisk.tuning.studies` for storage, resume and workers). Running the experiment again starts new
+studies ``NAME.run2.outer1`` ...; ``--resume`` continues the latest run. Several ``[[models]]`` entries are
 searched in one study with ``family`` as a categorical parameter.
 
 Tracking is attached at the edge: :class:`TrackedObjective` wraps the objective, and
@@ -38,13 +39,29 @@ from sklearn.base import clone
 
 from cartrisk.config import ExperimentConfig
 from cartrisk.data.datasets import Dataset, load_dataset
-from cartrisk.evaluation import CVResult, EventStratifiedKFold, FixedSplits, cross_validate_survival
+from cartrisk.evaluation import (
+    CVResult,
+    EventStratifiedKFold,
+    FixedSplits,
+    cross_validate_survival,
+    derived_seed,
+    nested_folds,
+)
+from cartrisk.evaluation.preflight import check_experiment
 from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.modelling.leakage import guard_experiment
 from cartrisk.modelling.pipeline import SurvivalPipeline
 from cartrisk.progress import Progress, no_progress
 from cartrisk.tracking import Tracker
-from cartrisk.tuning.search import Objective, ObjectiveSpec, SearchSpace, fingerprint, inner_horizon_days
+from cartrisk.tracking.store import database_lock
+from cartrisk.tuning.search import (
+    Objective,
+    ObjectiveSpec,
+    SearchSpace,
+    fingerprint,
+    inner_horizon_days,
+    make_sampler,
+)
 from cartrisk.tuning.studies import (
     COUNTED,
     StudyJob,
@@ -52,6 +69,7 @@ from cartrisk.tuning.studies import (
     default_storage,
     open_storage,
     prepare_studies,
+    run_base,
     run_trials,
     run_workers,
 )
@@ -175,10 +193,6 @@ class TrackedObjective:
                                tags={"state": state})
 
 
-def _derived_seed(seed: int, *path: int) -> int:
-    return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0])
-
-
 def _tuning(cfg: ExperimentConfig):
     if cfg.tuning is None:
         raise ConfigError(f"{cfg.name}: no [tuning] table (an experiment without one is run by cartrisk evaluate)")
@@ -191,10 +205,10 @@ def outer_splits(cfg: ExperimentConfig, y: np.ndarray) -> list[tuple[np.ndarray,
     return list(cv.split(np.zeros((len(y), 1)), y))
 
 
-def _inner_splits(cfg: ExperimentConfig, y: np.ndarray, key: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    cv = EventStratifiedKFold(n_splits=_tuning(cfg).inner_folds, shuffle=True,
-                              random_state=_derived_seed(cfg.seed, key))
-    return list(cv.split(np.zeros((len(y), 1)), y))
+def study_folds(cfg: ExperimentConfig, y: np.ndarray) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Each study's inner folds: one list per outer fold's training part, then all data (the final study)."""
+    t = _tuning(cfg)
+    return nested_folds(y, t.outer_folds, t.inner_folds, cfg.seed)[1]
 
 
 def _best_value(study: optuna.Study) -> float | None:
@@ -260,8 +274,9 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     timeout : float, optional
         Time budget in seconds for all the studies together (default ``tuning.timeout_seconds``).
     resume : bool, default False
-        Continue studies that exist in the storage (finished trials are kept, only the missing ones run).
-        Without it, an existing study is an error.
+        Continue the latest run of the studies (finished trials are kept, only the missing ones run); an error
+        when there is none. Without it, a new run starts: studies ``NAME.outerK`` the first time, then
+        ``NAME.run2.outerK``... (:func:`cartrisk.tuning.studies.run_base`; a run that finished no trial is replaced).
     progress : callable, optional
         ``progress(stage, done, total, best_value)`` (:class:`cartrisk.progress.Progress`), one stage per study.
     workers : int, optional
@@ -284,13 +299,17 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     spec = ObjectiveSpec.from_weights(t.objective_weights)
     url = storage or t.storage or default_storage(tracker.tracking_uri if tracker is not None else cfg.tracking.uri)
     data = load_dataset(cfg.data, seed=cfg.seed)
+    check_experiment(cfg, data)  # the whole experiment against its data, before any study exists
+    make_sampler(t.sampler, cfg.seed, t.startup_trials)  # an optional sampler package is missing: say so now
     leakage = guard_experiment(cfg, data)  # before any fit
     y = data.y
-    base = t.study_name or cfg.name
     splits = outer_splits(cfg, y)
+    with database_lock(url):  # two commands creating one SQLite storage at once
+        store = open_storage(url)
+    requested = t.study_name or cfg.name
+    base = run_base(store, requested, resume=resume, where=url)  # a rerun starts new studies, --resume continues
     names = [f"{base}.outer{k + 1}" for k in range(len(splits))] + [f"{base}.final"]
     labels = [f"outer {k + 1}/{len(splits)}" for k in range(len(splits))] + ["final"]
-    store = open_storage(url)
     prepare_studies(store, names, spec.direction, resume=resume, fingerprint=fingerprint(cfg, data.data_hash),
                     where=url)
     studies = [optuna.load_study(study_name=name, storage=store) for name in names]
@@ -300,6 +319,7 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
         parent_id, run_ids = None, {}
         if tracker is not None:
             parent_id, run_ids = _open_runs(stack, tracker, cfg, data, studies, labels, spec, url, resume, leakage)
+            tracker.set_tags(parent_id, {"cartrisk.study": base, "cartrisk.study_base": requested})
         start = time.time()
         plan = _Plan(cfg, tuple(names), n_trials, None if timeout is None else (start, start + timeout),
                      None if tracker is None else (tracker.tracking_uri, tracker.experiment, run_ids),
@@ -345,9 +365,10 @@ class _Plan:
         X, y = data.X, data.y
         space, spec = SearchSpace(cfg), ObjectiveSpec.from_weights(t.objective_weights)
         horizon = inner_horizon_days(cfg)
-        objectives: list[Callable] = [Objective(space, X.iloc[train], y[train], _inner_splits(cfg, y[train], k + 1),
+        inner = study_folds(cfg, y)
+        objectives: list[Callable] = [Objective(space, X.iloc[train], y[train], inner[k],
                                                 spec, horizon) for k, (train, _) in enumerate(outer_splits(cfg, y))]
-        objectives.append(Objective(space, X, y, _inner_splits(cfg, y, 0), spec, horizon))
+        objectives.append(Objective(space, X, y, inner[-1], spec, horizon))
         if self.tracking is not None:
             uri, experiment, run_ids = self.tracking
             objectives = [TrackedObjective(obj, uri, experiment, name, run_ids[name])
@@ -355,7 +376,7 @@ class _Plan:
         jobs = []
         for i, (name, obj) in enumerate(zip(self.names, objectives, strict=True)):
             budget = None if self.budget is None else (*self.budget, (i + 1) / len(self.names))
-            jobs.append(StudyJob(name, obj, self.n_trials, _derived_seed(cfg.seed, 1000 + i), t.sampler,
+            jobs.append(StudyJob(name, obj, self.n_trials, derived_seed(cfg.seed, 1000 + i), t.sampler,
                                  t.startup_trials, t.pruner, t.prune_warmup_folds, budget))
         return jobs
 

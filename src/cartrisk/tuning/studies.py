@@ -10,6 +10,12 @@ Storage
     then share one SQLite file; the journal file is the lighter choice for more, and is what the
     tests use with two processes.
 
+Runs
+    Running an experiment again never collides with its last run: its studies are ``NAME.outerK`` and
+    ``NAME.final`` the first time, then ``NAME.run2.outerK``... (:func:`run_base`); a run that finished
+    no trial (it failed on its first one) is replaced instead. ``--resume`` continues the latest run,
+    and is an error when there is none (:func:`check_resumable` says so before anything is created).
+
 Trial count
     Trials are run with Optuna's ask-and-tell interface. Before asking, a worker counts the
     study's finished (complete or pruned) and running trials under a lock shared by the local
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import re
 import signal
 import threading
 import time
@@ -45,13 +52,16 @@ from optuna.trial import FrozenTrial, TrialState
 from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.tuning.search import make_pruner, make_sampler
 
-__all__ = ["StudyJob", "Terminated", "default_storage", "list_studies", "open_storage", "prepare_studies",
-           "run_trials", "run_workers", "sigterm_as_interrupt"]
+__all__ = ["RUN_SUFFIX", "StudyJob", "Terminated", "check_resumable", "default_storage", "list_studies",
+           "open_storage", "prepare_studies", "run_base", "run_trials", "run_workers", "sigterm_as_interrupt",
+           "storage_exists"]
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 #: Errors of a parameter combination (a fit that fails numerically): the trial FAILs and the study goes on.
 TRIAL_ERRORS = (ValueError, ArithmeticError)
 FINGERPRINT_ATTR = "cartrisk.fingerprint"
+#: A new run of an experiment whose studies exist gets studies ``NAME.run2.outer1`` ... (see :func:`run_base`).
+RUN_SUFFIX = ".run"
 SQLITE_TIMEOUT_SECONDS = 120
 
 
@@ -156,6 +166,65 @@ def prepare_studies(storage: optuna.storages.BaseStorage, names: list[str], dire
             study.tell(t.number, state=TrialState.FAIL)
             stale[name].append(t.number)
     return stale
+
+
+def _runs_of(existing: set[str], base: str) -> dict[int, list[str]]:
+    """Run number -> study names of the runs of ``base`` in a storage: ``BASE.outerK``/``BASE.final`` is run 1,
+    ``BASE.runN.outerK``/``BASE.runN.final`` run N."""
+    pattern = re.compile(rf"^{re.escape(base)}(?:{re.escape(RUN_SUFFIX)}(\d+))?\.(?:outer\d+|final)$")
+    runs: dict[int, list[str]] = {}
+    for name in existing:
+        match = pattern.match(name)
+        if match:
+            runs.setdefault(int(match.group(1) or 1), []).append(name)
+    return runs
+
+
+def _run_base(base: str, number: int) -> str:
+    return base if number == 1 else f"{base}{RUN_SUFFIX}{number}"
+
+
+def storage_exists(url: str) -> bool:
+    """False for a ``sqlite:///`` or ``journal:`` file that does not exist yet (any other storage: True)."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///").split("?", 1)[0]).is_file()
+    if url.startswith("journal:"):
+        return Path(url.removeprefix("journal:").removeprefix("//")).is_file()
+    return True
+
+
+def check_resumable(url: str, base: str) -> None:
+    """Refuse ``--resume`` when the storage holds no run of the studies ``base`` (nothing is created)."""
+    runs = _runs_of(set(optuna.get_all_study_names(open_storage(url))), base) if storage_exists(url) else {}
+    if not runs:
+        raise ConfigError(f"--resume: there is no study '{base}' in {url} to continue; run the command without "
+                          "--resume to start it (`cartrisk studies` lists the studies of a storage)")
+
+
+def run_base(storage: optuna.storages.BaseStorage, base: str, *, resume: bool, where: str) -> str:
+    """The base name of this run's studies, so that running an experiment again never collides with its last run.
+
+    - ``resume``: the latest run of ``base`` (an error if there is none);
+    - no run of ``base`` yet: ``base`` itself;
+    - the latest run finished no trial (it failed, e.g. on an error in the experiment file): its studies are
+      deleted and its name is used again;
+    - otherwise a new run: ``base.run2``, ``base.run3``...
+    """
+    runs = _runs_of(set(optuna.get_all_study_names(storage)), base)
+    if not runs:
+        if resume:
+            raise ConfigError(f"--resume: there is no study '{base}' in {where} to continue; run the command without "
+                              "--resume to start it (`cartrisk studies` lists the studies of a storage)")
+        return base
+    latest = max(runs)
+    if resume:
+        return _run_base(base, latest)
+    studies = [optuna.load_study(study_name=name, storage=storage) for name in runs[latest]]
+    if not any(s.get_trials(deepcopy=False, states=(*COUNTED, TrialState.RUNNING)) for s in studies):
+        for name in runs[latest]:
+            optuna.delete_study(study_name=name, storage=storage)
+        return _run_base(base, latest)
+    return _run_base(base, latest + 1)
 
 
 @dataclass

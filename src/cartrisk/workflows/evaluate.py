@@ -25,6 +25,7 @@ from cartrisk.evaluation import (
     comparison_table,
     cross_validate_survival,
 )
+from cartrisk.evaluation.preflight import check_experiment
 from cartrisk.modelling.leakage import guard_experiment
 from cartrisk.modelling.pipeline import SurvivalPipeline, build_pipeline
 from cartrisk.modelling.rules import make_rule
@@ -78,6 +79,7 @@ def evaluate_experiment(cfg: ExperimentConfig, *, tracker: Tracker | None = None
     and the pipeline refitted on all data).
     """
     data = load_dataset(cfg.data, seed=cfg.seed)
+    check_experiment(cfg, data)  # the whole experiment against its data, before anything is fitted or logged
     leakage = guard_experiment(cfg, data)  # before any fit
     candidates: dict[str, tuple[str, object]] = {}
     for model in cfg.models:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cartrisk.bundle import Evidence, export_bundle, load_bundle
+from cartrisk.bundle import Evidence, export_bundle, load_bundle, outside_training_counts, score_distribution
 from cartrisk.config import ExperimentConfig, parse_experiment
 from cartrisk.data.schema import OUTCOME_COLUMNS, to_xy, validate
 from cartrisk.data.simreport import cohort_summary, cohort_table, simulation_report
@@ -74,7 +74,7 @@ class _Outputs:
     bundle: Path
     scored: pd.DataFrame
     scoring_rate: float
-    range_warnings: list[str]
+    range_counts: pd.DataFrame
     description: DescribeResult | None = None
 
 
@@ -146,8 +146,7 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
 
     with _stage("explain", seconds, progress):
         sample = X.sample(n=min(len(X), 500), random_state=seed)
-        explanation = explain(best, sample, patient_ids=typed.loc[sample.index, "patient_id"].tolist(),
-                              random_state=seed)
+        explanation = explain(best, sample, random_state=seed)  # logged as aggregates only: no patient ids
         table = concordance(explanation, random_state=seed)
 
     with _stage("risk groups", seconds, progress):
@@ -173,12 +172,13 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
                                                                          "pfs2_days", "pfs2_event")
                                                              if c != "days_to_failure"])
         started = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:  # expected: a fresh cohort has a few extremes
-            warnings.simplefilter("always", StatisticalWarning)
-            scored = load_bundle(bundle).score(fresh, source="fresh simulated cohort")
+        with warnings.catch_warnings():  # expected: a fresh cohort has a few extremes (counted below)
+            warnings.simplefilter("ignore", StatisticalWarning)
+            reloaded = load_bundle(bundle)
+            scored = reloaded.score(fresh, source="fresh simulated cohort")
         rate = len(scored) / (time.perf_counter() - started)
-        notes = [str(w.message) for w in caught if issubclass(w.category, StatisticalWarning)]
-    return _Outputs(typed, frame, study, results, kinds, explanation, table, groups, bundle, scored, rate, notes,
+        counts = outside_training_counts(reloaded.schema, reloaded.validate(fresh).frame)
+    return _Outputs(typed, frame, study, results, kinds, explanation, table, groups, bundle, scored, rate, counts,
                     description)
 
 
@@ -221,11 +221,13 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
     markdown = folders["explain"] / "literature_concordance.md"
     markdown.write_text(concordance_markdown(out.concordance), encoding="utf-8")
     written["explain"] += [csv(out.concordance, "explain", "literature_concordance.csv"), markdown]
-    written["explain"] += write_figures(out.explanation, folders["explain"], random_state=seed)
+    # Summary and dependence figures only: a waterfall shows one patient's own values (patients=[]: none).
+    written["explain"] += write_figures(out.explanation, folders["explain"], patients=[], random_state=seed)
     written["groups"] += [csv(tab, "groups", f"{name}.csv") for name, tab in out.groups.tables().items()]
     written["groups"] += write_comparison_figures(out.groups, folders["groups"])
-    written["scoring"] += [csv(out.scored.head(25), "scoring", "first_patients_scored.csv"),
-                           csv(pd.DataFrame({"range warning": out.range_warnings}), "scoring", "range_warnings.csv")]
+    # Aggregates only: the scored patients themselves go to the user's --out folder, never to MLflow.
+    written["scoring"] += [csv(score_distribution(out.scored), "scoring", "score_distribution.csv"),
+                           csv(out.range_counts, "scoring", "range_warnings.csv")]
     card = folders["bundle"] / "MODEL_CARD.md"
     card.write_text((out.bundle / "MODEL_CARD.md").read_text(encoding="utf-8"), encoding="utf-8")
     written["bundle"].append(card)
@@ -245,7 +247,7 @@ def _write_sections(out: _Outputs, root: Path, written: dict[str, list[Path]], s
     written["calibration"] += qs.calibration_section(root / "calibration", out.groups)
     written["groups"] += qs.groups_section(root / "groups", out.groups)
     written["explain"] += qs.explain_section(root / "explain", out.explanation, out.concordance, seed=seed)
-    written["scoring"] += qs.scoring_section(root / "scoring", out.scored, out.scoring_rate, out.range_warnings)
+    written["scoring"] += qs.scoring_section(root / "scoring", out.scored, out.scoring_rate, out.range_counts)
     written["bundle"] += qs.bundle_section(root / "bundle", out.groups, _d0_30_sized(out.groups.groupers), out.bundle)
 
 

@@ -8,7 +8,6 @@ Everything here is an aggregate: counts, shares, estimates and curves; no patien
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,6 @@ __all__ = ["bundle_section", "calibration_section", "cohort_section", "explain_s
 _FAMILIES = {"rsf": "random survival forest", "xgb_cox": "XGBoost Cox model", "coxph": "Cox model",
              "coxnet": "elastic-net Cox model", "gbsa": "gradient-boosted survival model",
              "extra_trees": "extra survival trees", "xgb_aft": "XGBoost AFT model"}
-_RANGE = re.compile(r"column '(?P<column>[^']+)': (?P<n>\d+) patient")
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -259,19 +257,10 @@ def explain_section(folder: Path, explanation, table: pd.DataFrame, *, seed: int
 
 
 # ----------------------------------------------------------------------------------------------- scoring
-def range_counts(messages: list[str]) -> pd.DataFrame:
-    """Per column, how many patients lay outside the training range (counts only, from the scoring warnings)."""
-    counts: dict[str, int] = {}
-    for message in messages:
-        m = _RANGE.search(message)
-        key = m.group("column") if m else "other"
-        counts[key] = counts.get(key, 0) + (int(m.group("n")) if m else 1)
-    return pd.DataFrame({"column": list(counts), "patients_outside": list(counts.values())})
-
-
-def scoring_section(folder: Path, scored: pd.DataFrame, rate: float, range_warnings: list[str],
+def scoring_section(folder: Path, scored: pd.DataFrame, rate: float, ranges: pd.DataFrame,
                     horizon_months: float = 6.0) -> list[Path]:
-    """What the exported bundle does with new patients (aggregates only)."""
+    """What the exported bundle does with new patients (aggregates only; ``ranges``: per-column counts of values
+    outside the training range, :func:`cartrisk.bundle.outside_training_counts`)."""
     surv = f"survival_{horizon_months:g}m"
     order = scored.groupby("risk_group", observed=True)[surv].mean().sort_values(ascending=False).index.tolist()
     groups = pd.Categorical(scored["risk_group"], categories=order, ordered=True)
@@ -283,13 +272,12 @@ def scoring_section(folder: Path, scored: pd.DataFrame, rate: float, range_warni
                 for c in scored.columns if c.startswith("survival_")}
         rows.append(row)
     compact = _csv(pd.DataFrame(rows), folder / "risk_groups_scored.csv")
-    ranges = range_counts(range_warnings)
-    written = [compact, _csv(ranges, folder / "range_checks.csv")]
+    written = [compact]
     fig = group_histogram_figure(scored[surv], groups, xlabel=f"predicted OS-2 at {horizon_months:g} months",
                                  title=f"{len(scored):,} newly scored patients by risk group")
     figure = save_figure(fig, folder / "predicted_survival_by_group.png")
     high = rows[-1]
-    outside = (f"{len(ranges)} column(s) had values outside the training range ({int(ranges['patients_outside'].sum())}"
+    outside = (f"{len(ranges)} column(s) had values outside the training range ({int(ranges['n_patients'].sum())}"
                " values in all)" if len(ranges) else "no value lay outside the training ranges")
     answer = (f"The exported bundle, reloaded and verified, scored {len(scored):,} new patients ({rate:,.0f} per "
               f"second): {percent_text(high['share'])} fell in the {high['risk_group']}-risk group, and {outside}.")

@@ -1,0 +1,95 @@
+"""What may be logged about a scored cohort: aggregates, never a patient's row, identifier or own values.
+
+The scored patients themselves (:meth:`cartrisk.bundle.Bundle.score`) go only to a file the user names. For
+MLflow and the HTML report these functions summarise them: the distribution of the scores by risk group, and
+per column the number of patients outside the training range. A group smaller than :data:`MIN_CELL` patients
+is counted but not described (its mean would come close to one patient's own value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MIN_CELL", "outside_training_counts", "score_distribution"]
+
+#: The fewest patients whose scores are described together (a smaller group is counted only).
+MIN_CELL = 5
+
+
+def score_distribution(scores: pd.DataFrame) -> pd.DataFrame:
+    """The risk scores and survival probabilities of a scored cohort, summarised per risk group and overall.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        :meth:`Bundle.score`'s output (``risk_score``, ``survival_<h>m``, optionally ``risk_group``).
+
+    Returns
+    -------
+    DataFrame
+        One row per risk group and one for ``all``: ``group``, ``n_patients``, ``share``, the 10th, 50th and 90th
+        percentiles of ``risk_score``, and the mean of each ``survival_<h>m``; the statistics are empty for a
+        group of fewer than :data:`MIN_CELL` patients.
+    """
+    survival = [c for c in scores.columns if c.startswith("survival_")]
+    groups: list[tuple[str, pd.DataFrame]] = []
+    if "risk_group" in scores:
+        groups += [(str(g), part) for g, part in scores.groupby("risk_group", sort=True)]
+    groups.append(("all", scores))
+    rows = []
+    for label, part in groups:
+        row: dict[str, Any] = {"group": label, "n_patients": len(part), "share": len(part) / max(len(scores), 1)}
+        described = len(part) >= MIN_CELL
+        risk = part["risk_score"].to_numpy(dtype=float)
+        for q in (10, 50, 90):
+            row[f"risk_score_p{q}"] = float(np.percentile(risk, q)) if described else np.nan
+        for column in survival:
+            row[f"{column}_mean"] = float(part[column].mean()) if described else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def outside_training_counts(schema: Mapping[str, Any], typed: pd.DataFrame | None) -> pd.DataFrame:
+    """Per column, how many patients lie outside the training range or hold a level unseen in training.
+
+    The warnings :meth:`Bundle.score` prints name row numbers for the user at the terminal; this is their
+    loggable form: counts only, with the training range (already part of the bundle), no rows, no values.
+
+    Parameters
+    ----------
+    schema : mapping
+        The bundle's ``schema.json`` (``columns`` with ``train_min``, ``train_max``, ``levels``).
+    typed : DataFrame or None
+        The validated cohort (:meth:`Bundle.validate`'s ``frame``); None gives an empty table.
+
+    Returns
+    -------
+    DataFrame
+        ``column``, ``problem`` (``outside training range`` or ``level not seen in training``), ``n_patients``,
+        ``training_min``, ``training_max``: one row per column with at least one such patient.
+    """
+    rows = []
+    for col in schema.get("columns", []) if typed is not None else []:
+        name = col["name"]
+        if name not in typed:
+            continue
+        if col.get("levels") is not None:
+            present = typed[name].dropna().astype(str)
+            n = int((~present.isin(list(col["levels"]))).sum())
+            if n:
+                rows.append({"column": name, "problem": "level not seen in training", "n_patients": n,
+                             "training_min": np.nan, "training_max": np.nan})
+            continue
+        lo, hi = col.get("train_min"), col.get("train_max")
+        if lo is None or hi is None:
+            continue
+        x = typed[name].to_numpy(dtype=float, na_value=np.nan)
+        n = int(((x < lo) | (x > hi)).sum())
+        if n:
+            rows.append({"column": name, "problem": "outside training range", "n_patients": n, "training_min": lo,
+                         "training_max": hi})
+    return pd.DataFrame(rows, columns=["column", "problem", "n_patients", "training_min", "training_max"])
