@@ -265,3 +265,23 @@ def test_export_signs_and_score_trusts_end_to_end(tmp_path, keys, signed, monkey
     scored = _score(tmp_path / "models" / "m", signed["new"], tmp_path / "s.csv", "--trust", str(keys["pub"]))
     assert scored.exit_code == 0, scored.output
     assert "signed by trusted key" in _text(scored)
+
+
+def test_validate_and_update_model_take_the_trust_options(signed, keys, tmp_path):
+    """validate-model and update-model load the bundle through the same trust check as score."""
+    outcome = simulate(300, 9)[0]
+    outcome.to_csv(tmp_path / "site.csv", index=False)
+    unsigned = _copy(signed["cox"], tmp_path, "unsigned")
+    (unsigned / "SIGNATURE.json").unlink()
+    runner = CliRunner()
+    validate = ["validate-model", str(unsigned), "--data", str(tmp_path / "site.csv"), "--horizon", "6", "--n-boot",
+                "20", "--no-subgroups", "--out", str(tmp_path / "val")]
+    refused = runner.invoke(app, [*validate, "--trust", str(keys["pub"])])
+    assert refused.exit_code == 2 and "unsigned" in _text(refused) and not (tmp_path / "val").exists()
+    update = ["update-model", str(unsigned), "--data", str(tmp_path / "site.csv"), "--method", "intercept",
+              "--name", "cox-site", "--models-dir", str(tmp_path / "models")]
+    refused = runner.invoke(app, [*update, "--trust", str(keys["pub"])])
+    assert refused.exit_code == 2 and "unsigned" in _text(refused) and not (tmp_path / "models").exists()
+    trusted = runner.invoke(app, [*validate[:1], str(signed["cox"]), *validate[2:], "--trust", str(keys["pub"])])
+    assert trusted.exit_code == 0, trusted.output
+    assert "signed by trusted key" in _text(trusted)

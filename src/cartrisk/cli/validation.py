@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cartrisk.cli._app import app, console, err_console, print_frame, user_errors
+from cartrisk.cli._trust import FingerprintOption, TrustOption, check_trust_options, open_bundle
 from cartrisk.exceptions import ConfigError
 
 __all__ = ["parse_thresholds", "samplesize", "update_model", "validate_model"]
@@ -61,18 +62,21 @@ def validate_model(
     subgroups: Annotated[bool, typer.Option(help="Also C, O/E and slope by subgroup (registry columns).")] = True,
     report: Annotated[bool, typer.Option("--report", help="Also write OUT/report.html (the HTML report's "
                                                           "renderer).")] = False,
+    trust: TrustOption = None,
+    expect_fingerprint: FingerprintOption = None,
 ) -> None:
     """Externally validate a bundle on a cohort: C, AUC, O/E, slope, ICI, Brier, IPA, net benefit with 95%
     bootstrap intervals; calibration, decision-curve, risk-group and case-mix figures."""
-    from cartrisk.bundle import load_bundle, summary_line
+    from cartrisk.bundle import summary_line
     from cartrisk.bundle.validation import validate_bundle, write_validation
     from cartrisk.exceptions import SchemaError
 
+    check_trust_options(trust, expect_fingerprint)
     levels = parse_thresholds(thresholds)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "metrics.csv").is_file())):
         raise ConfigError(f"--out {out}: exists and is not the output folder of an earlier validate-model (no "
                           "metrics.csv); choose a new folder, it is replaced as a whole")
-    bundle = load_bundle(model)
+    bundle = open_bundle(model, trust, expect_fingerprint)
     err_console.print(f"bundle {summary_line(bundle)}", highlight=False)
     frame = _frame(data)
     try:
@@ -122,14 +126,17 @@ def update_model(
     models_dir: Annotated[Path, typer.Option(help="Folder of bundles.")] = Path("models"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a bundle of that name.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the cross-validation that learns a refit's risk groups.")] = 0,
+    trust: TrustOption = None,
+    expect_fingerprint: FingerprintOption = None,
 ) -> None:
     """Update a bundle on a new cohort; the new bundle records its lineage (parent fingerprint, data hash,
     method, tests) in bundle.json and MODEL_CARD.md."""
-    from cartrisk.bundle import load_bundle, summary_line
+    from cartrisk.bundle import summary_line
     from cartrisk.bundle.updating import update_bundle
     from cartrisk.exceptions import SchemaError
 
-    bundle = load_bundle(model)
+    check_trust_options(trust, expect_fingerprint)
+    bundle = open_bundle(model, trust, expect_fingerprint)
     err_console.print(f"parent {summary_line(bundle)}", highlight=False)
     try:
         result = update_bundle(bundle, _frame(data), method=method, name=name, models_dir=models_dir,
