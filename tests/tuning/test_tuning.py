@@ -147,7 +147,7 @@ def test_outer_scores_are_those_of_cross_validate_survival(tmp_path, data):
     cross-validation of that model on the outer folds."""
     cfg = cfg_of(EXPERIMENT.replace("[models.search]\nalpha = { low = 1.0, high = 50.0, log = true }\n",
                                     "params = { alpha = 4.0 }\n"), n_trials=1)
-    result = run_study(cfg, storage=f"journal:{tmp_path}/j.log")
+    result = run_study(cfg, storage=f"journal:{tmp_path}/j.log", workers=1)
     cv = EventStratifiedKFold(2, shuffle=True, random_state=5)
     plain = cross_validate_survival(build_pipeline(cfg, cfg.models[0]), data.X, data.y, cv=cv,
                                     horizons_months=(3, 6, 12))
@@ -160,7 +160,7 @@ def test_outer_scores_are_those_of_cross_validate_survival(tmp_path, data):
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
     root = tmp_path_factory.mktemp("straight")
-    return run_study(cfg_of(n_trials=4), storage=f"journal:{root}/j.log"), root
+    return run_study(cfg_of(n_trials=4), storage=f"journal:{root}/j.log", workers=1), root
 
 
 def _trials(result: StudyResult) -> pd.DataFrame:
@@ -170,9 +170,9 @@ def _trials(result: StudyResult) -> pd.DataFrame:
 def test_same_seed_same_numbers_and_a_resumed_study_is_the_same_study(straight, tmp_path):
     first, _ = straight
     assert first.trials.groupby("study")["trial"].count().to_dict() == {"final": 4, "outer 1/2": 4, "outer 2/2": 4}
-    again = run_study(cfg_of(n_trials=2), storage=f"journal:{tmp_path}/j.log")
+    again = run_study(cfg_of(n_trials=2), storage=f"journal:{tmp_path}/j.log", workers=1)
     assert len(again.trials) == 6
-    resumed = run_study(cfg_of(n_trials=4), storage=f"journal:{tmp_path}/j.log", resume=True)
+    resumed = run_study(cfg_of(n_trials=4), storage=f"journal:{tmp_path}/j.log", resume=True, workers=1)
     pd.testing.assert_frame_equal(_trials(resumed), _trials(first))
     pd.testing.assert_frame_equal(resumed.outer.per_fold, first.outer.per_fold)
     assert resumed.best_params == first.best_params and resumed.inner_value == first.inner_value
@@ -184,14 +184,14 @@ def test_existing_study_needs_resume_and_the_same_settings(straight):
     _, root = straight
     url = f"journal:{root}/j.log"
     with pytest.raises(ConfigError, match=f"study 'tt.outer1' already exists in {url}; pass --resume"):
-        run_study(cfg_of(), storage=url)
+        run_study(cfg_of(), storage=url, workers=1)
     with pytest.raises(ConfigError, match="study 'tt.outer1' in .* was run on other data or settings"):
-        run_study(dataclasses.replace(cfg_of(), seed=6), storage=url, resume=True)
+        run_study(dataclasses.replace(cfg_of(), seed=6), storage=url, resume=True, workers=1)
 
 
 def test_a_time_budget_too_short_for_any_trial_is_reported(tmp_path):
     with pytest.raises(CartriskError, match=r"outer 1/2 \(study tt.outer1\) has no complete trial"):
-        run_study(cfg_of(), storage=f"journal:{tmp_path}/j.log", timeout=1e-6)
+        run_study(cfg_of(), storage=f"journal:{tmp_path}/j.log", timeout=1e-6, workers=1)
 
 
 def test_two_workers_finish_the_asked_trials_exactly_once(tmp_path):
@@ -209,7 +209,7 @@ def test_two_workers_finish_the_asked_trials_exactly_once(tmp_path):
 def tracked(make_tracker, tmp_path_factory):
     root = tmp_path_factory.mktemp("mlruns")
     tracker = make_tracker(root, "tt")
-    result = run_study(cfg_of(FAMILIES, n_trials=3), tracker=tracker)
+    result = run_study(cfg_of(FAMILIES, n_trials=3), tracker=tracker, workers=1)
     return result, tracker, root
 
 
@@ -230,7 +230,8 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(tmp_path, trac
     experiment.write_text(EXPERIMENT.replace("n_trials = 3", "n_trials = 8").replace('name = "tt"', 'name = "killed"'))
     # the MLflow store of the fixture below (creating one costs seconds); its own experiment "killed"
     url, mlruns = f"sqlite:///{tmp_path}/optuna.db", tracked[1].tracking_uri
-    cmd = [sys.executable, "-m", "cartrisk", "tune", str(experiment), "--storage", url, "--tracking-uri", mlruns]
+    cmd = [sys.executable, "-m", "cartrisk", "tune", str(experiment), "--storage", url, "--tracking-uri", mlruns,
+           "--workers", "1"]
 
     def state(name="killed.outer1"):
         try:
@@ -269,7 +270,7 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(tmp_path, trac
     assert stale and len(kept) >= 4
 
     result = run_study(parse_experiment(experiment.read_text(), source=str(experiment)), storage=url, resume=True,
-                       tracker=tracker)
+                       tracker=tracker, workers=1)
     for name in ("killed.outer1", "killed.outer2", "killed.final"):
         trials = state(name)
         counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]

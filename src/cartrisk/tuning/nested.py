@@ -26,9 +26,12 @@ outer-CV metrics, the best parameters and the refitted pipeline.
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
@@ -42,18 +45,32 @@ from cartrisk.evaluation import CVResult, EventStratifiedKFold, FixedSplits, cro
 from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.modelling.pipeline import SurvivalPipeline
 from cartrisk.progress import Progress, no_progress
-from cartrisk.tracking import Tracker
 from cartrisk.tuning.search import Objective, ObjectiveSpec, SearchSpace, fingerprint, inner_horizon_days
 from cartrisk.tuning.studies import (
     COUNTED,
+    HEARTBEAT_SECONDS,
     StudyJob,
     counts,
     default_storage,
     open_storage,
     prepare_studies,
     run_trials,
-    run_workers,
+    study_lock,
+    wait_for_running,
 )
+from cartrisk.tuning.workers import (
+    DEADLINE_ATTR,
+    EXPERIMENT_ATTR,
+    GROUP_ATTR,
+    INDEX_ATTR,
+    TRIALS_ATTR,
+    release_connections,
+    run_workers,
+    start_method,
+)
+
+if TYPE_CHECKING:  # MLflow is imported only when a run is tracked
+    from cartrisk.tracking import Tracker
 
 __all__ = ["StudyResult", "TrackedObjective", "outer_splits", "run_study"]
 
@@ -122,9 +139,13 @@ class StudyResult:
 class TrackedObjective:
     """Wrap an objective so that each trial is one MLflow run nested under its study's run.
 
-    The run is opened before the trial starts and closed FINISHED (complete or pruned, with the
-    Optuna state as tag ``state``), FAILED (an error) or KILLED (interrupted, SIGTERM included).
-    Picklable: a worker process opens its own MLflow client.
+    The run is logged when the trial is over, in one go and from a background thread
+    (:class:`cartrisk.tracking.writer.RunWriter`), so that the trial never waits for MLflow: created
+    with the trial's start time, its parameters, fold values, durations and the Optuna state as tag
+    ``state``, and ended FINISHED (complete or pruned), FAILED (an error) or KILLED (interrupted,
+    SIGTERM included; the writer is flushed before the interrupt goes on). :meth:`flush` waits for
+    the runs handed over (called when a worker leaves a study). Picklable: a worker process opens
+    its own MLflow client.
     """
 
     def __init__(self, objective: Callable[[optuna.Trial], float], tracking_uri: str, experiment: str,
@@ -134,35 +155,42 @@ class TrackedObjective:
         self.experiment = experiment
         self.study_name = study_name
         self.study_run_id = study_run_id
-        self._tracker: Tracker | None = None
+        self._writer = None
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tracker": None}
+        return {**self.__dict__, "_writer": None}
 
     @property
-    def tracker(self) -> Tracker:
-        if self._tracker is None:
-            self._tracker = Tracker(self.tracking_uri, self.experiment)
-        return self._tracker
+    def writer(self):
+        if self._writer is None:
+            from cartrisk.tracking.writer import RunWriter
+
+            self._writer = RunWriter(self.tracking_uri, self.experiment)
+        return self._writer
+
+    def _tags(self, number: int, state: str) -> dict[str, str]:
+        return {"cartrisk.kind": "trial", "cartrisk.study": self.study_name, "cartrisk.trial": str(number),
+                "state": state}
 
     def __call__(self, trial: optuna.Trial) -> float:
-        tags = {"cartrisk.kind": "trial", "cartrisk.study": self.study_name, "cartrisk.trial": str(trial.number)}
-        start = time.perf_counter()
-        pruned: optuna.TrialPruned | None = None
-        with self.tracker.run(f"trial {trial.number}", parent_run_id=self.study_run_id, tags=tags) as run_id:
-            try:
-                value = self.objective(trial)
-            except optuna.TrialPruned as exc:
-                pruned, value = exc, None
-            except BaseException:
-                self._log(run_id, trial, "FAIL", None, start)
-                raise
-            self._log(run_id, trial, "PRUNED" if pruned else "COMPLETE", value, start)
-        if pruned is not None:
-            raise pruned
+        start_ms, start = int(time.time() * 1000), time.perf_counter()
+        try:
+            value = self.objective(trial)
+        except optuna.TrialPruned:
+            self._record(trial, "PRUNED", None, start_ms, start)
+            raise
+        except (KeyboardInterrupt, Exception) as err:
+            self._record(trial, "FAIL", None, start_ms, start, "KILLED" if isinstance(err, KeyboardInterrupt)
+                         else "FAILED")
+            if isinstance(err, KeyboardInterrupt):
+                with contextlib.suppress(Exception):
+                    self.flush()
+            raise
+        self._record(trial, "COMPLETE", value, start_ms, start)
         return value
 
-    def _log(self, run_id: str, trial: optuna.Trial, state: str, value: float | None, start: float) -> None:
+    def _record(self, trial: optuna.Trial, state: str, value: float | None, start_ms: int, start: float,
+                status: str = "FINISHED") -> None:
         inner = trial.user_attrs.get("inner_cv", {})
         steps = [("fold_value", v, k) for k, v in enumerate(inner.get("fold_values", []))]
         for metric, values in inner.get("metrics", {}).items():
@@ -170,8 +198,23 @@ class TrackedObjective:
         metrics = {"duration_seconds": time.perf_counter() - start, "work_seconds": inner.get("work_seconds")}
         if value is not None:
             metrics["value"] = value
-        self.tracker.log_batch(run_id, params=trial.params, metrics=metrics, step_metrics=steps,
-                               tags={"state": state})
+        self.writer.submit(name=f"trial {trial.number}", parent_run_id=self.study_run_id,
+                           tags=self._tags(trial.number, state), params=trial.params, metrics=metrics,
+                           step_metrics=steps, status=status, start_ms=start_ms, end_ms=int(time.time() * 1000))
+
+    def record_stale(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Log a FAILED run for a trial of a dead worker (failed by this one, and replaced)."""
+        start = trial.datetime_start.timestamp() if trial.datetime_start is not None else time.time()
+        self.writer.submit(name=f"trial {trial.number}", parent_run_id=self.study_run_id,
+                           tags={**self._tags(trial.number, "FAIL"),
+                                 "fail_reason": trial.user_attrs.get("fail_reason", "stale")},
+                           params=trial.params, status="FAILED", start_ms=int(start * 1000),
+                           end_ms=int(time.time() * 1000))
+
+    def flush(self) -> None:
+        """Wait until the runs of the trials this process ran are logged."""
+        if self._writer is not None:
+            self._writer.flush()
 
 
 def _derived_seed(seed: int, *path: int) -> int:
@@ -243,7 +286,8 @@ def _require_best(study: optuna.Study, label: str) -> optuna.trial.FrozenTrial:
 
 def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage: str | None = None,
               n_trials: int | None = None, timeout: float | None = None, resume: bool = False,
-              progress: Progress | None = None, workers: int | None = None) -> StudyResult:
+              progress: Progress | None = None, workers: int | None = None,
+              heartbeat_seconds: int | None = None) -> StudyResult:
     """Tune an experiment by nested cross-validation (see the module docstring) and refit the best model.
 
     Parameters
@@ -264,7 +308,11 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     progress : callable, optional
         ``progress(stage, done, total, best_value)`` (:class:`cartrisk.progress.Progress`), one stage per study.
     workers : int, optional
-        Local worker processes (default ``tuning.workers``); 1 runs in this process.
+        Local worker processes (default ``tuning.workers``, else as many as this process has cores); 1 runs in
+        this process. Workers started elsewhere (``cartrisk worker``) may join the studies while they run.
+    heartbeat_seconds : int, optional
+        Heartbeat interval of running trials on database storages (default 10 s; a trial is failed and replaced
+        after three missed heartbeats).
 
     Returns
     -------
@@ -275,7 +323,7 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
         raise ConfigError(f"{cfg.name}: no [tuning] table (an experiment without one is run by cartrisk evaluate)")
     n_trials = t.n_trials if n_trials is None else int(n_trials)
     timeout = t.timeout_seconds if timeout is None else timeout
-    workers = t.workers if workers is None else int(workers)
+    workers = (t.workers or default_workers()) if workers is None else int(workers)
     if n_trials < 1 or workers < 1 or (timeout is not None and timeout <= 0):
         raise ConfigError(f"n_trials and workers must be at least 1 and timeout positive, got {n_trials}, {workers}, "
                           f"{timeout}")
@@ -288,9 +336,9 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     splits = outer_splits(cfg, y)
     names = [f"{base}.outer{k + 1}" for k in range(len(splits))] + [f"{base}.final"]
     labels = [f"outer {k + 1}/{len(splits)}" for k in range(len(splits))] + ["final"]
-    store = open_storage(url)
-    prepare_studies(store, names, spec.direction, resume=resume, fingerprint=fingerprint(cfg, data.data_hash),
-                    where=url)
+    store = open_storage(url, heartbeat_seconds=heartbeat_seconds or HEARTBEAT_SECONDS)
+    stale = prepare_studies(store, names, spec.direction, resume=resume,
+                            fingerprint=fingerprint(cfg, data.data_hash), where=url)
     studies = [optuna.load_study(study_name=name, storage=store) for name in names]
     report = progress or no_progress
 
@@ -298,28 +346,69 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
         parent_id, run_ids = None, {}
         if tracker is not None:
             parent_id, run_ids = _open_runs(stack, tracker, cfg, data, studies, labels, spec, url, resume)
+            _record_stale(tracker, studies, stale, run_ids)
         start = time.time()
-        plan = _Plan(cfg, tuple(names), n_trials, None if timeout is None else (start, start + timeout),
+        budget = None if timeout is None else (start, start + timeout)
+        plan = _Plan(cfg, tuple(names), n_trials, budget,
                      None if tracker is None else (tracker.tracking_uri, tracker.experiment, run_ids),
                      data.data_hash)
+        _mark_for_workers(studies, cfg.name, base, n_trials, budget)
 
         def poll() -> None:
             for label, study in zip(labels, studies, strict=True):
                 report(label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study))
 
         poll()
-        if workers == 1:
-            for label, study, job in zip(labels, studies, plan.jobs(data), strict=True):
-                run_trials(store, job, on_trial=lambda _t, label=label, study=study: report(
-                    label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study)))
-        else:
-            run_workers(url, plan.jobs, workers, poll=poll)
+        if workers > 1:
+            def release() -> None:  # no database connection may cross the fork
+                release_connections(store)
+                if tracker is not None:
+                    tracker.release_connections()
+
+            make_jobs = functools.partial(plan.jobs, data) if start_method() == "fork" else plan.jobs
+            run_workers(url, make_jobs, workers, poll=poll, before_start=release,
+                        heartbeat_seconds=heartbeat_seconds)
+        # In this process: every study (all of it with one worker; with several, only what is left: trials of a
+        # joined worker that died), then wait for the trials other workers still run.
+        for label, study, job in zip(labels, studies, plan.jobs(data), strict=True):
+            _fill(store, url, study, job, lambda _t, label=label, study=study: report(
+                label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study)), poll)
         poll()
         result = _score(cfg, space, spec, data, splits, studies, labels, base)
         result.parent_run_id, result.study_run_ids = parent_id, run_ids
         if tracker is not None:
             _log_results(tracker, result, studies, names, run_ids, parent_id)
     return result
+
+
+def default_workers() -> int:
+    """Worker processes when neither the option nor the experiment says: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _mark_for_workers(studies: list[optuna.Study], experiment: str, group: str, n_trials: int,
+                      budget: tuple[float, float] | None) -> None:
+    """Record in each study what a joining worker (``cartrisk worker``) needs to find and fill it."""
+    for k, study in enumerate(studies):
+        for key, value in ((EXPERIMENT_ATTR, experiment), (GROUP_ATTR, group), (INDEX_ATTR, k),
+                           (TRIALS_ATTR, n_trials), (DEADLINE_ATTR, None if budget is None else list(budget))):
+            if study.user_attrs.get(key) != value:
+                study.set_user_attr(key, value)
+
+
+def _fill(store, url: str, study: optuna.Study, job: StudyJob, on_trial, poll) -> None:
+    """Run ``job`` here until its study holds its count with no trial running elsewhere (or its time is up)."""
+    lock = study_lock(url, job.name, store)
+    while True:
+        run_trials(store, job, lock=lock, on_trial=on_trial)
+        wait_for_running(study, poll=poll, on_stale=getattr(job.objective, "record_stale", None))
+        if job.deadline is not None and time.time() >= job.deadline:
+            return
+        if len(study.get_trials(deepcopy=False, states=COUNTED)) >= job.n_trials:
+            return
 
 
 @dataclass(frozen=True)
@@ -417,6 +506,21 @@ def _open_runs(stack: contextlib.ExitStack, tracker: Tracker, cfg: ExperimentCon
                 if run.data.tags.get("cartrisk.trial") not in running:
                     tracker.set_status(run.info.run_id, "FAILED")
     return parent, run_ids
+
+
+def _record_stale(tracker: Tracker, studies: list[optuna.Study], stale: dict[str, list[int]],
+                  run_ids: dict[str, str]) -> None:
+    """A FAILED run for each trial that a killed process left running (found and failed on resume)."""
+    for study in studies:
+        numbers = set(stale.get(study.study_name, ()))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if t.number in numbers:
+                start = t.datetime_start.timestamp() if t.datetime_start is not None else time.time()
+                tracker.record_run(f"trial {t.number}", parent_run_id=run_ids[study.study_name], status="FAILED",
+                                   tags={"cartrisk.kind": "trial", "cartrisk.study": study.study_name,
+                                         "cartrisk.trial": str(t.number), "state": "FAIL",
+                                         "fail_reason": t.user_attrs.get("fail_reason", "")},
+                                   params=t.params, start_ms=int(start * 1000), end_ms=int(time.time() * 1000))
 
 
 def _log_results(tracker: Tracker, result: StudyResult, studies: list[optuna.Study], names: list[str],
