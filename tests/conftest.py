@@ -93,3 +93,29 @@ def small_bundle(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     X, y = to_xy(typed)
     pipe = make_pipeline("infusion+relapse", "coxph").fit(X, y)
     return export_bundle(pipe, tmp_path_factory.mktemp("models"), name="cox", training_frame=typed), typed
+
+
+# ---- servers (issue 15): PostgreSQL and an MLflow tracking server on 127.0.0.1, started and stopped here ----
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a PostgreSQL server (CI's, or a throwaway cluster); the test is skipped when none can be started."""
+    import servers
+
+    stack = __import__("contextlib").ExitStack()
+    try:
+        url = stack.enter_context(servers.postgres_server())
+    except servers.Unavailable as err:
+        stack.close()
+        pytest.skip(f"PostgreSQL tests skipped: {err}")
+    with stack:
+        yield url
+
+
+@pytest.fixture
+def postgres_db(postgres_url):
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards); its URL."""
+    import servers
+
+    with servers.fresh_database(postgres_url) as url:
+        yield url

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -106,6 +107,9 @@ class Tracker:
         root = _artifact_root(tracking_uri)
         if root is not None:
             root.parent.mkdir(parents=True, exist_ok=True)
+        if tracking_uri.startswith(("http://", "https://")):
+            # MLflow prints a link to stdout after each ended run, and fetches the run once more to do so
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._experiment_id: str | None = None
 

@@ -19,6 +19,7 @@ _EXPORTS = {
     "TrackedObjective": "nested",
     "default_storage": "studies",
     "fingerprint": "search",
+    "join_experiment": "nested",
     "list_studies": "studies",
     "make_pruner": "search",
     "make_sampler": "search",

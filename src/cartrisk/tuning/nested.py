@@ -64,6 +64,8 @@ from cartrisk.tuning.workers import (
     GROUP_ATTR,
     INDEX_ATTR,
     TRIALS_ATTR,
+    JoinResult,
+    join_study,
     release_connections,
     run_workers,
     start_method,
@@ -72,7 +74,7 @@ from cartrisk.tuning.workers import (
 if TYPE_CHECKING:  # MLflow is imported only when a run is tracked
     from cartrisk.tracking import Tracker
 
-__all__ = ["StudyResult", "TrackedObjective", "outer_splits", "run_study"]
+__all__ = ["StudyResult", "TrackedObjective", "join_experiment", "outer_splits", "run_study"]
 
 PARENT_ATTR = "mlflow.parent_run_id"
 RUN_ATTR = "mlflow.run_id"
@@ -368,11 +370,17 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
             make_jobs = functools.partial(plan.jobs, data) if start_method() == "fork" else plan.jobs
             run_workers(url, make_jobs, workers, poll=poll, before_start=release,
                         heartbeat_seconds=heartbeat_seconds)
-        # In this process: every study (all of it with one worker; with several, only what is left: trials of a
-        # joined worker that died), then wait for the trials other workers still run.
-        for label, study, job in zip(labels, studies, plan.jobs(data), strict=True):
-            _fill(store, url, study, job, lambda _t, label=label, study=study: report(
-                label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study)), poll)
+        # In this process: every study with one worker; then, whatever the workers, wait for the trials that
+        # joined workers still run, and run here the trials of joined workers that died (failed, not replaced).
+        jobs = plan.jobs(data)
+        progress_of = {job.name: (lambda _t, label=label, study=study: report(
+            label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study)))
+            for label, study, job in zip(labels, studies, jobs, strict=True)}
+        if workers == 1:
+            for job in jobs:
+                run_trials(store, job, lock=study_lock(url, job.name, store), on_trial=progress_of[job.name])
+        for study, job in zip(studies, jobs, strict=True):
+            _complete(store, url, study, job, progress_of[job.name], poll)
         poll()
         result = _score(cfg, space, spec, data, splits, studies, labels, base)
         result.parent_run_id, result.study_run_ids = parent_id, run_ids
@@ -399,16 +407,15 @@ def _mark_for_workers(studies: list[optuna.Study], experiment: str, group: str, 
                 study.set_user_attr(key, value)
 
 
-def _fill(store, url: str, study: optuna.Study, job: StudyJob, on_trial, poll) -> None:
-    """Run ``job`` here until its study holds its count with no trial running elsewhere (or its time is up)."""
-    lock = study_lock(url, job.name, store)
+def _complete(store, url: str, study: optuna.Study, job: StudyJob, on_trial, poll) -> None:
+    """Wait until no trial of ``study`` runs elsewhere; run here any trial still missing (a dead worker's)."""
     while True:
-        run_trials(store, job, lock=lock, on_trial=on_trial)
         wait_for_running(study, poll=poll, on_stale=getattr(job.objective, "record_stale", None))
         if job.deadline is not None and time.time() >= job.deadline:
             return
         if len(study.get_trials(deepcopy=False, states=COUNTED)) >= job.n_trials:
             return
+        run_trials(store, job, lock=study_lock(url, job.name, store), on_trial=on_trial)
 
 
 @dataclass(frozen=True)
@@ -445,6 +452,41 @@ class _Plan:
             jobs.append(StudyJob(name, obj, self.n_trials, _derived_seed(cfg.seed, 1000 + i), t.sampler,
                                  t.startup_trials, t.pruner, t.prune_warmup_folds, budget))
         return jobs
+
+
+def join_experiment(cfg: ExperimentConfig, storage: str, *, tracking: tuple[str, str] | None = None,
+                    max_trials: int | None = None, wait_seconds: float = 0.0, heartbeat_seconds: int | None = None,
+                    on_trial: Callable[[str, optuna.trial.FrozenTrial], None] | None = None,
+                    on_start: Callable[[str, optuna.Trial], None] | None = None) -> JoinResult:
+    """Join the studies a running ``cartrisk tune`` of ``cfg`` created in ``storage`` (``cartrisk worker``).
+
+    The worker loads the experiment's data itself and refuses to join studies whose recorded fingerprint
+    (data SHA-256, features, search spaces, objective, folds, seed) differs from its own. It runs trials in
+    the run's studies, in order, until each holds the count the run asked for (or ``max_trials`` in all),
+    and logs each trial under the study's MLflow run when ``tracking`` = ``(tracking URI, experiment)``
+    is given and the run was tracked.
+
+    Returns
+    -------
+    cartrisk.tuning.workers.JoinResult
+    """
+    _tuning(cfg)
+    data = load_dataset(cfg.data, seed=cfg.seed)
+    mark = fingerprint(cfg, data.data_hash)
+
+    def make_jobs(studies: list) -> list[StudyJob]:
+        attrs = studies[0].user_attrs
+        run_ids = {s.study_name: s.user_attrs.get(RUN_ATTR) for s in studies}
+        tracked = None
+        if tracking is not None and all(run_ids.values()):
+            tracked = (*tracking, run_ids)
+        budget = attrs.get(DEADLINE_ATTR)
+        plan = _Plan(cfg, tuple(s.study_name for s in studies), int(attrs[TRIALS_ATTR]),
+                     None if budget is None else tuple(budget), tracked, data.data_hash)
+        return plan.jobs(data)
+
+    return join_study(storage, mark, cfg.name, make_jobs, max_trials=max_trials, wait_seconds=wait_seconds,
+                      heartbeat_seconds=heartbeat_seconds, on_trial=on_trial, on_start=on_start)
 
 
 def _score(cfg, space, spec, data, splits, studies, labels, base) -> StudyResult:

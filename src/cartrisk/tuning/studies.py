@@ -329,23 +329,21 @@ def trial_seed(seed: int, index: int) -> int:
 def fail_stale(study: optuna.Study) -> list[FrozenTrial]:
     """Fail the study's running trials whose heartbeat is older than the grace period; return them (failed).
 
-    A no-op on storages without heartbeats (journal files, or ``heartbeat_seconds=None``).
+    What :func:`optuna.storages.fail_stale_trials` does, with a ``fail_reason`` attribute on each trial. A no-op
+    on storages without heartbeats (journal files, or ``heartbeat_seconds=None``).
     """
     storage = study._storage
     if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
         return []
-    running = {t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    if not running:
-        return []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
     failed = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        if t._trial_id in running:
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", "its worker stopped sending heartbeats "
-                                        "(killed, or its host lost); failed and replaced")
-            failed.append(t)
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", "its worker stopped sending heartbeats (killed, or "
+                                        "its host lost); failed and replaced")
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                failed.append(storage.get_trial(trial_id))
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+            continue
     return failed
 
 
@@ -375,7 +373,8 @@ def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[
 
 def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None,
                on_trial: Callable[[FrozenTrial], None] | None = None,
-               on_stale: Callable[[FrozenTrial], None] | None = None, max_trials: int | None = None) -> int:
+               on_stale: Callable[[FrozenTrial], None] | None = None, max_trials: int | None = None,
+               on_start: Callable[[optuna.Trial], None] | None = None) -> int:
     """Run trials of ``job`` until the study holds ``job.n_trials`` finished ones (or its time is up).
 
     Parameters
@@ -388,6 +387,8 @@ def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None
         Called after each trial this call ran.
     on_stale : callable(FrozenTrial), optional
         Called with each trial of a dead worker that this call failed (it is then replaced).
+    on_start : callable(Trial), optional
+        Called with each trial this call asked for, before it runs.
     max_trials : int, optional
         Finish at most this many trials in this call (a worker's share), whatever the study still needs.
 
@@ -405,7 +406,7 @@ def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None
     on_stale = on_stale or getattr(job.objective, "record_stale", None)
     flush = getattr(job.objective, "flush", None)  # a tracked objective logs from a thread: wait for it at the end
     try:
-        done = _run_trials(storage, job, lock, on_trial, on_stale, max_trials)
+        done = _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start)
     except BaseException:
         if flush is not None:
             with contextlib.suppress(Exception):
@@ -416,7 +417,7 @@ def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None
     return done
 
 
-def _run_trials(storage, job, lock, on_trial, on_stale, max_trials) -> int:
+def _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start) -> int:
     study = optuna.load_study(study_name=job.name, storage=storage,
                               pruner=make_pruner(job.pruner, job.startup_trials, job.warmup_folds))
     done = failed = 0
@@ -438,6 +439,8 @@ def _run_trials(storage, job, lock, on_trial, on_stale, max_trials) -> int:
             on_stale(t)
         if trial is None:
             return done
+        if on_start is not None:
+            on_start(trial)
         try:
             with _heartbeat(storage, trial._trial_id):
                 value = job.objective(trial)

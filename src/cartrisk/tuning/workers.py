@@ -207,7 +207,8 @@ def find_group(storage: optuna.storages.BaseStorage, fingerprint: str, experimen
 def join_study(url: str, fingerprint: str, experiment: str, make_jobs: Callable[[list[Any]], list[StudyJob]], *,
                max_trials: int | None = None, heartbeat_seconds: int | None = None, wait_seconds: float = 0.0,
                on_trial: Callable[[str, Any], None] | None = None,
-               on_stale: Callable[[str, Any], None] | None = None) -> JoinResult:
+               on_stale: Callable[[str, Any], None] | None = None,
+               on_start: Callable[[str, Any], None] | None = None) -> JoinResult:
     """Join the running studies of ``experiment`` in the storage at ``url`` (see the module docstring).
 
     Parameters
@@ -224,8 +225,9 @@ def join_study(url: str, fingerprint: str, experiment: str, make_jobs: Callable[
         Finish at most this many trials in all (default: until every study holds its count).
     wait_seconds : float, default 0
         Wait up to this long for the studies to appear (a worker started with the parent).
-    on_trial, on_stale : callable(study name, FrozenTrial), optional
-        Called after each trial this worker finished, and with each trial of a dead worker it failed.
+    on_trial, on_stale, on_start : callable(study name, trial), optional
+        Called after each trial this worker finished, with each trial of a dead worker it failed, and with each
+        trial it starts.
     """
     from cartrisk.tuning.studies import HEARTBEAT_SECONDS
 
@@ -247,7 +249,8 @@ def join_study(url: str, fingerprint: str, experiment: str, make_jobs: Callable[
             break
         done = run_trials(storage, job, lock=study_lock(url, job.name, storage), max_trials=left,
                           on_trial=None if on_trial is None else lambda t, n=job.name: on_trial(n, t),
-                          on_stale=None if on_stale is None else lambda t, n=job.name: on_stale(n, t))
+                          on_stale=None if on_stale is None else lambda t, n=job.name: on_stale(n, t),
+                          on_start=None if on_start is None else lambda t, n=job.name: on_start(n, t))
         finished[job.name] = done
         left = None if left is None else left - done
     return JoinResult(group, [s.study_name for s in studies], finished)
