@@ -25,6 +25,40 @@ from pathlib import Path
 ENV_URL = "CARTRISK_TEST_POSTGRES_URL"
 
 
+_REAPER = """
+import os, shutil, signal, subprocess, sys, time, json
+watch, pgid, commands, folder = json.loads(sys.argv[1])
+while True:
+    try:
+        os.kill(watch, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.5)
+for cmd in commands:
+    subprocess.run(cmd, capture_output=True)
+if pgid:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+if folder:
+    shutil.rmtree(folder, ignore_errors=True)
+"""
+
+
+def reaper(*, pgid: int | None = None, commands: list[list[str]] = (), folder: Path | None = None
+           ) -> subprocess.Popen:
+    """A watcher that stops a server if this (test) process dies before it could: the servers stop by themselves.
+
+    Terminate it once the server was stopped normally.
+    """
+    import json
+
+    args = json.dumps([os.getpid(), pgid, [list(c) for c in commands], str(folder) if folder else None])
+    return subprocess.Popen([sys.executable, "-c", _REAPER, args], start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class Unavailable(RuntimeError):
     """No server could be started here (the reason is the message)."""
 
@@ -68,6 +102,8 @@ def postgres_cluster() -> Iterator[str]:
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
     port = free_port()
+    stop = _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
+    watcher = reaper(commands=[stop], folder=root)
     try:
         done = subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                                             "-E", "UTF8", "--no-sync"]), capture_output=True, text=True)
@@ -83,9 +119,10 @@ def postgres_cluster() -> Iterator[str]:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                           capture_output=True)
+            subprocess.run(stop, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+        watcher.terminate()
+        watcher.wait(10)
 
 
 @contextlib.contextmanager
@@ -123,7 +160,9 @@ def mlflow_server(backend_uri: str, artifacts: Path, *, log: Path | None = None)
     cmd = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts), "--serve-artifacts"]
     out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner processes: runs only
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    watcher = reaper(pgid=proc.pid)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -147,5 +186,7 @@ def mlflow_server(backend_uri: str, artifacts: Path, *, log: Path | None = None)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait(30)
+        watcher.terminate()
+        watcher.wait(10)
         if log is not None:
             out.close()

@@ -192,12 +192,15 @@ def studies(
 ) -> None:
     """List the studies in a storage with their best values and trial counts."""
     from cartrisk.tuning.studies import list_studies, open_storage
+    from cartrisk.tuning.workers import release_connections
 
     where = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage.removeprefix(
         "journal:")
     if (storage.startswith("sqlite:///") or storage.startswith("journal:")) and not Path(where).exists():
         raise ConfigError(f"no study storage at {storage}")
-    rows = list_studies(open_storage(storage))
+    store = open_storage(storage)
+    rows = list_studies(store)
+    release_connections(store)
     if not rows:
         console.print(f"no studies in {storage}")
         return

@@ -16,7 +16,7 @@ _EXPORTS = {
     "StudyJob": "studies",
     "StudyResult": "nested",
     "Terminated": "studies",
-    "TrackedObjective": "nested",
+    "TrackedObjective": "tracked",
     "default_storage": "studies",
     "fingerprint": "search",
     "join_experiment": "nested",

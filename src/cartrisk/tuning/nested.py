@@ -58,6 +58,7 @@ from cartrisk.tuning.studies import (
     study_lock,
     wait_for_running,
 )
+from cartrisk.tuning.tracked import TrackedObjective, reconcile_trial_runs
 from cartrisk.tuning.workers import (
     DEADLINE_ATTR,
     EXPERIMENT_ATTR,
@@ -136,87 +137,6 @@ class StudyResult:
     def summary(self) -> pd.DataFrame:
         """Outer-CV mean, sd and 95% interval of every metric (as :meth:`CVResult.summary`)."""
         return self.outer.summary()
-
-
-class TrackedObjective:
-    """Wrap an objective so that each trial is one MLflow run nested under its study's run.
-
-    The run is logged when the trial is over, in one go and from a background thread
-    (:class:`cartrisk.tracking.writer.RunWriter`), so that the trial never waits for MLflow: created
-    with the trial's start time, its parameters, fold values, durations and the Optuna state as tag
-    ``state``, and ended FINISHED (complete or pruned), FAILED (an error) or KILLED (interrupted,
-    SIGTERM included; the writer is flushed before the interrupt goes on). :meth:`flush` waits for
-    the runs handed over (called when a worker leaves a study). Picklable: a worker process opens
-    its own MLflow client.
-    """
-
-    def __init__(self, objective: Callable[[optuna.Trial], float], tracking_uri: str, experiment: str,
-                 study_name: str, study_run_id: str) -> None:
-        self.objective = objective
-        self.tracking_uri = tracking_uri
-        self.experiment = experiment
-        self.study_name = study_name
-        self.study_run_id = study_run_id
-        self._writer = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_writer": None}
-
-    @property
-    def writer(self):
-        if self._writer is None:
-            from cartrisk.tracking.writer import RunWriter
-
-            self._writer = RunWriter(self.tracking_uri, self.experiment)
-        return self._writer
-
-    def _tags(self, number: int, state: str) -> dict[str, str]:
-        return {"cartrisk.kind": "trial", "cartrisk.study": self.study_name, "cartrisk.trial": str(number),
-                "state": state}
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        start_ms, start = int(time.time() * 1000), time.perf_counter()
-        try:
-            value = self.objective(trial)
-        except optuna.TrialPruned:
-            self._record(trial, "PRUNED", None, start_ms, start)
-            raise
-        except (KeyboardInterrupt, Exception) as err:
-            self._record(trial, "FAIL", None, start_ms, start, "KILLED" if isinstance(err, KeyboardInterrupt)
-                         else "FAILED")
-            if isinstance(err, KeyboardInterrupt):
-                with contextlib.suppress(Exception):
-                    self.flush()
-            raise
-        self._record(trial, "COMPLETE", value, start_ms, start)
-        return value
-
-    def _record(self, trial: optuna.Trial, state: str, value: float | None, start_ms: int, start: float,
-                status: str = "FINISHED") -> None:
-        inner = trial.user_attrs.get("inner_cv", {})
-        steps = [("fold_value", v, k) for k, v in enumerate(inner.get("fold_values", []))]
-        for metric, values in inner.get("metrics", {}).items():
-            steps += [(f"fold.{metric}", v, k) for k, v in enumerate(values)]
-        metrics = {"duration_seconds": time.perf_counter() - start, "work_seconds": inner.get("work_seconds")}
-        if value is not None:
-            metrics["value"] = value
-        self.writer.submit(name=f"trial {trial.number}", parent_run_id=self.study_run_id,
-                           tags=self._tags(trial.number, state), params=trial.params, metrics=metrics,
-                           step_metrics=steps, status=status, start_ms=start_ms, end_ms=int(time.time() * 1000))
-
-    def record_stale(self, trial: optuna.trial.FrozenTrial) -> None:
-        """Log a FAILED run for a trial of a dead worker (failed by this one, and replaced)."""
-        start = trial.datetime_start.timestamp() if trial.datetime_start is not None else time.time()
-        self.writer.submit(name=f"trial {trial.number}", parent_run_id=self.study_run_id,
-                           tags={**self._tags(trial.number, "FAIL"),
-                                 "fail_reason": trial.user_attrs.get("fail_reason", "stale")},
-                           params=trial.params, status="FAILED", start_ms=int(start * 1000),
-                           end_ms=int(time.time() * 1000))
-
-    def flush(self) -> None:
-        """Wait until the runs of the trials this process ran are logged."""
-        if self._writer is not None:
-            self._writer.flush()
 
 
 def _derived_seed(seed: int, *path: int) -> int:
@@ -348,7 +268,10 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
         parent_id, run_ids = None, {}
         if tracker is not None:
             parent_id, run_ids = _open_runs(stack, tracker, cfg, data, studies, labels, spec, url, resume)
-            _record_stale(tracker, studies, stale, run_ids)
+            for study in studies:  # runs of the trials a killed process left running, or never logged
+                if stale.get(study.study_name):
+                    reconcile_trial_runs(tracker, study.study_name, run_ids[study.study_name],
+                                         study.get_trials(deepcopy=False))
         start = time.time()
         budget = None if timeout is None else (start, start + timeout)
         plan = _Plan(cfg, tuple(names), n_trials, budget,
@@ -386,6 +309,7 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
         result.parent_run_id, result.study_run_ids = parent_id, run_ids
         if tracker is not None:
             _log_results(tracker, result, studies, names, run_ids, parent_id)
+    release_connections(store)
     return result
 
 
@@ -401,8 +325,9 @@ def _mark_for_workers(studies: list[optuna.Study], experiment: str, group: str, 
                       budget: tuple[float, float] | None) -> None:
     """Record in each study what a joining worker (``cartrisk worker``) needs to find and fill it."""
     for k, study in enumerate(studies):
-        for key, value in ((EXPERIMENT_ATTR, experiment), (GROUP_ATTR, group), (INDEX_ATTR, k),
-                           (TRIALS_ATTR, n_trials), (DEADLINE_ATTR, None if budget is None else list(budget))):
+        # the group last: a worker takes a study only once it has the group and everything before it
+        for key, value in ((EXPERIMENT_ATTR, experiment), (INDEX_ATTR, k), (TRIALS_ATTR, n_trials),
+                           (DEADLINE_ATTR, None if budget is None else list(budget)), (GROUP_ATTR, group)):
             if study.user_attrs.get(key) != value:
                 study.set_user_attr(key, value)
 
@@ -410,7 +335,7 @@ def _mark_for_workers(studies: list[optuna.Study], experiment: str, group: str, 
 def _complete(store, url: str, study: optuna.Study, job: StudyJob, on_trial, poll) -> None:
     """Wait until no trial of ``study`` runs elsewhere; run here any trial still missing (a dead worker's)."""
     while True:
-        wait_for_running(study, poll=poll, on_stale=getattr(job.objective, "record_stale", None))
+        wait_for_running(study, job, poll=poll)
         if job.deadline is not None and time.time() >= job.deadline:
             return
         if len(study.get_trials(deepcopy=False, states=COUNTED)) >= job.n_trials:
@@ -485,8 +410,9 @@ def join_experiment(cfg: ExperimentConfig, storage: str, *, tracking: tuple[str,
                      None if budget is None else tuple(budget), tracked, data.data_hash)
         return plan.jobs(data)
 
-    return join_study(storage, mark, cfg.name, make_jobs, max_trials=max_trials, wait_seconds=wait_seconds,
-                      heartbeat_seconds=heartbeat_seconds, on_trial=on_trial, on_start=on_start)
+    return join_study(storage, mark, cfg.name, make_jobs, n_studies=_tuning(cfg).outer_folds + 1,
+                      max_trials=max_trials, wait_seconds=wait_seconds, heartbeat_seconds=heartbeat_seconds,
+                      on_trial=on_trial, on_start=on_start)
 
 
 def _score(cfg, space, spec, data, splits, studies, labels, base) -> StudyResult:
@@ -548,21 +474,6 @@ def _open_runs(stack: contextlib.ExitStack, tracker: Tracker, cfg: ExperimentCon
                 if run.data.tags.get("cartrisk.trial") not in running:
                     tracker.set_status(run.info.run_id, "FAILED")
     return parent, run_ids
-
-
-def _record_stale(tracker: Tracker, studies: list[optuna.Study], stale: dict[str, list[int]],
-                  run_ids: dict[str, str]) -> None:
-    """A FAILED run for each trial that a killed process left running (found and failed on resume)."""
-    for study in studies:
-        numbers = set(stale.get(study.study_name, ()))
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            if t.number in numbers:
-                start = t.datetime_start.timestamp() if t.datetime_start is not None else time.time()
-                tracker.record_run(f"trial {t.number}", parent_run_id=run_ids[study.study_name], status="FAILED",
-                                   tags={"cartrisk.kind": "trial", "cartrisk.study": study.study_name,
-                                         "cartrisk.trial": str(t.number), "state": "FAIL",
-                                         "fail_reason": t.user_attrs.get("fail_reason", "")},
-                                   params=t.params, start_ms=int(start * 1000), end_ms=int(time.time() * 1000))
 
 
 def _log_results(tracker: Tracker, result: StudyResult, studies: list[optuna.Study], names: list[str],

@@ -67,6 +67,7 @@ SQLITE_TIMEOUT_SECONDS = 120
 #: Seconds between two heartbeats of a running trial; a trial is stale after GRACE_HEARTBEATS missed ones.
 HEARTBEAT_SECONDS = 10
 GRACE_HEARTBEATS = 3
+_CREATION_KEY = 0x6361727472697368  # an advisory lock key of cartrisk's own ("cartrish")
 
 
 class Terminated(KeyboardInterrupt):
@@ -152,7 +153,7 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = HEARTBEAT_SECONDS)
     else:
         engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _creation_lock(url):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
             rdb = RDBStorage(_driver_url(url), engine_kwargs=engine_kwargs, **beats)
         if sqlite:
@@ -165,6 +166,28 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = HEARTBEAT_SECONDS)
         raise ConfigError(f"storage {_safe(url)}: cannot open it ({reason}); check the URL, that the database "
                           "server runs and accepts this user, and that the database exists") from None
     return optuna.storages.get_storage(rdb)  # adds Optuna's cache in front of the database
+
+
+@contextlib.contextmanager
+def _creation_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, one process at a time creates Optuna's tables (several workers may start together on a new
+    database: without it, all but one fail with ``duplicate key ... pg_type_typname_nsp_index``)."""
+    if not url.startswith(("postgresql", "postgres://")):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(_driver_url(url), poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_CREATION_KEY})")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_CREATION_KEY})")
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def storage_engine(storage: optuna.storages.BaseStorage):
@@ -347,10 +370,15 @@ def fail_stale(study: optuna.Study) -> list[FrozenTrial]:
     return failed
 
 
+def _beats(storage: optuna.storages.BaseStorage) -> bool:
+    return isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)
+
+
 @contextlib.contextmanager
 def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
-    """Record the trial's heartbeat now and every interval until the block ends (database storages)."""
-    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+    """Record the trial's heartbeat every interval until the block ends (database storages; the first one is
+    recorded right after the trial is asked for, under the study lock)."""
+    if not _beats(storage):
         yield
         return
     interval = storage.get_heartbeat_interval()
@@ -361,7 +389,6 @@ def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[
             with contextlib.suppress(Exception):  # a missed beat only risks the trial being failed later
                 storage.record_heartbeat(trial_id)
 
-    storage.record_heartbeat(trial_id)
     thread = threading.Thread(target=beat, name=f"cartrisk-heartbeat-{trial_id}", daemon=True)
     thread.start()
     try:
@@ -403,7 +430,6 @@ def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None
         When more trials failed in this call than ``job.n_trials``; the last error is chained.
     """
     lock = lock if lock is not None else contextlib.nullcontext()
-    on_stale = on_stale or getattr(job.objective, "record_stale", None)
     flush = getattr(job.objective, "flush", None)  # a tracked objective logs from a thread: wait for it at the end
     try:
         done = _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start)
@@ -435,8 +461,10 @@ def _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start) ->
                 with warnings.catch_warnings():  # cartrisk records the heartbeats itself (_heartbeat below)
                     warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
                     trial = study.ask()
-        for t in stale if on_stale is not None else ():
-            on_stale(t)
+                if _beats(storage):  # at once: a trial without any heartbeat is never found stale
+                    storage.record_heartbeat(trial._trial_id)
+        if stale:
+            _after_stale(job, study, stale, on_stale)
         if trial is None:
             return done
         if on_start is not None:
@@ -468,13 +496,23 @@ def _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start) ->
     return done
 
 
-def wait_for_running(study: optuna.Study, *, poll: Callable[[], None] | None = None, poll_seconds: float = 0.5,
-                     on_stale: Callable[[FrozenTrial], None] | None = None) -> None:
+def _after_stale(job: StudyJob, study: optuna.Study, stale: list[FrozenTrial],
+                 on_stale: Callable[[FrozenTrial], None] | None) -> None:
+    """A dead worker's trials were failed: tell the caller, and let a tracked objective log the runs it lost."""
+    for t in stale if on_stale is not None else ():
+        on_stale(t)
+    reconcile = getattr(job.objective, "reconcile", None)
+    if reconcile is not None:
+        reconcile(study.get_trials(deepcopy=False))
+
+
+def wait_for_running(study: optuna.Study, job: StudyJob | None = None, *, poll: Callable[[], None] | None = None,
+                     poll_seconds: float = 0.5) -> None:
     """Wait until no trial of ``study`` is running (other workers finish theirs, or theirs go stale and fail)."""
     while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        for t in fail_stale(study):
-            if on_stale is not None:
-                on_stale(t)
+        stale = fail_stale(study)
+        if stale and job is not None:
+            _after_stale(job, study, stale, None)
         if poll is not None:
             poll()
         time.sleep(poll_seconds)

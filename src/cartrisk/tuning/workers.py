@@ -175,8 +175,8 @@ class JoinResult:
         return sum(self.finished.values())
 
 
-def find_group(storage: optuna.storages.BaseStorage, fingerprint: str, experiment: str, where: str
-               ) -> tuple[str, list[Any]]:
+def find_group(storage: optuna.storages.BaseStorage, fingerprint: str, experiment: str, where: str,
+               n_studies: int | None = None) -> tuple[str, list[Any]]:
     """The newest group of studies of ``experiment`` in ``storage`` with this fingerprint that still needs trials.
 
     Returns the group name and its studies (``FrozenStudy``), in the order of the run.
@@ -200,13 +200,18 @@ def find_group(storage: optuna.storages.BaseStorage, fingerprint: str, experimen
     groups: dict[str, list[Any]] = {}
     for s in sorted(mine, key=lambda s: s._study_id):
         groups.setdefault(s.user_attrs[GROUP_ATTR], []).append(s)
+    if n_studies is not None:  # a run still marking its studies is not ready yet
+        groups = {g: found for g, found in groups.items() if len(found) == n_studies}
+        if not groups:
+            raise ConfigError(f"the studies of experiment {experiment!r} in {where} are still being created: give "
+                              "--wait SECONDS to wait for them")
     group = max(groups, key=lambda g: max(s._study_id for s in groups[g]))
     return group, sorted(groups[group], key=lambda s: s.user_attrs.get(INDEX_ATTR, 0))
 
 
 def join_study(url: str, fingerprint: str, experiment: str, make_jobs: Callable[[list[Any]], list[StudyJob]], *,
-               max_trials: int | None = None, heartbeat_seconds: int | None = None, wait_seconds: float = 0.0,
-               on_trial: Callable[[str, Any], None] | None = None,
+               n_studies: int | None = None, max_trials: int | None = None, heartbeat_seconds: int | None = None,
+               wait_seconds: float = 0.0, on_trial: Callable[[str, Any], None] | None = None,
                on_stale: Callable[[str, Any], None] | None = None,
                on_start: Callable[[str, Any], None] | None = None) -> JoinResult:
     """Join the running studies of ``experiment`` in the storage at ``url`` (see the module docstring).
@@ -221,6 +226,8 @@ def join_study(url: str, fingerprint: str, experiment: str, make_jobs: Callable[
         The experiment's name (studies record it).
     make_jobs : callable(list of FrozenStudy) -> list of StudyJob
         Builds the jobs of the group's studies (objectives on this worker's data).
+    n_studies : int, optional
+        Studies of one run (outer folds + 1): a group with fewer is still being created.
     max_trials : int, optional
         Finish at most this many trials in all (default: until every study holds its count).
     wait_seconds : float, default 0
@@ -236,23 +243,27 @@ def join_study(url: str, fingerprint: str, experiment: str, make_jobs: Callable[
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            group, studies = find_group(storage, fingerprint, experiment, url)
+            group, studies = find_group(storage, fingerprint, experiment, url, n_studies)
             break
         except ConfigError as err:
             if time.monotonic() >= deadline or "other data or settings" in str(err):
+                release_connections(storage)
                 raise
             time.sleep(1.0)
     finished: dict[str, int] = {}
     left = max_trials
-    for job in make_jobs(studies):
-        if left is not None and left <= 0:
-            break
-        done = run_trials(storage, job, lock=study_lock(url, job.name, storage), max_trials=left,
-                          on_trial=None if on_trial is None else lambda t, n=job.name: on_trial(n, t),
-                          on_stale=None if on_stale is None else lambda t, n=job.name: on_stale(n, t),
-                          on_start=None if on_start is None else lambda t, n=job.name: on_start(n, t))
-        finished[job.name] = done
-        left = None if left is None else left - done
+    try:
+        for job in make_jobs(studies):
+            if left is not None and left <= 0:
+                break
+            done = run_trials(storage, job, lock=study_lock(url, job.name, storage), max_trials=left,
+                              on_trial=None if on_trial is None else lambda t, n=job.name: on_trial(n, t),
+                              on_stale=None if on_stale is None else lambda t, n=job.name: on_stale(n, t),
+                              on_start=None if on_start is None else lambda t, n=job.name: on_start(n, t))
+            finished[job.name] = done
+            left = None if left is None else left - done
+    finally:
+        release_connections(storage)
     return JoinResult(group, [s.study_name for s in studies], finished)
 
 
