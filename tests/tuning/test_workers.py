@@ -117,7 +117,7 @@ def test_a_stale_trial_is_failed_and_replaced(tmp_path):
     storage.record_heartbeat(dead._trial_id)
     job = StudyJob("s", lambda trial: trial.suggest_float("x", 0, 1), n_trials=3, seed=0, pruner="none")
     assert run_trials(storage, job, lock=study_lock(url, "s", storage)) == 2  # the dead trial still counts
-    time.sleep(3.5)  # grace period: three heartbeats
+    time.sleep(4.5)  # grace period: three heartbeats (SQLite keeps whole seconds)
     stale: list = []
     assert run_trials(storage, job, lock=study_lock(url, "s", storage), on_stale=stale.append) == 1
     trials = study.get_trials(deepcopy=False)

@@ -375,7 +375,7 @@ class _Plan:
         for i, (name, obj) in enumerate(zip(self.names, objectives, strict=True)):
             budget = None if self.budget is None else (*self.budget, (i + 1) / len(self.names))
             jobs.append(StudyJob(name, obj, self.n_trials, _derived_seed(cfg.seed, 1000 + i), t.sampler,
-                                 t.startup_trials, t.pruner, t.prune_warmup_folds, budget))
+                                 t.startup_trials, t.pruner, t.prune_warmup_folds, budget, draw=space.suggest))
         return jobs
 
 

@@ -36,6 +36,7 @@ Seeds
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import signal
 import threading
@@ -325,6 +326,11 @@ class StudyJob:
     budget : tuple of (start, end, share) or None
         Wall-clock times (``time.time()``) between which the run's time budget is shared, and this study's
         share: it asks for no new trial after ``start + share * (end - start)``.
+    draw : callable(trial), optional
+        The objective's own ``suggest_*`` calls (e.g. :meth:`cartrisk.tuning.search.SearchSpace.suggest`). With it,
+        and an independent sampler (TPE, random), a trial's parameters are drawn before the trial is created and
+        written with it in one transaction, instead of one write (and one read of the study) per parameter; the
+        objective's own calls then read them back. The draws are the sampler's, in the same order.
     """
 
     name: str
@@ -336,6 +342,7 @@ class StudyJob:
     pruner: str = "median"
     warmup_folds: int = 1
     budget: tuple[float, float, float] | None = None
+    draw: Callable[[Any], Any] | None = None
 
     @property
     def deadline(self) -> float | None:
@@ -398,6 +405,62 @@ def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[
         thread.join()
 
 
+def _hold_signals():
+    """Hold SIGTERM and SIGINT back (main thread, POSIX); :func:`_release_signals` delivers them."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+
+
+def _release_signals(previous) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _Draw:
+    """Stands in for a trial while a sampler draws its parameters (see ``StudyJob.draw``)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+        now = datetime.datetime.now()
+        self.frozen = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, datetime_start=now,
+                                  datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
+                                  intermediate_values={}, trial_id=-1)
+
+    def _draw(self, name: str, distribution) -> Any:
+        if name in self.frozen.distributions:
+            return self.frozen.params[name]
+        if distribution.single():
+            value = optuna.distributions._get_single_value(distribution)
+        else:
+            value = self.study.sampler.sample_independent(self.study, self.frozen, name, distribution)
+        self.frozen.distributions[name] = distribution
+        self.frozen.params[name] = value
+        return value
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False):
+        return self._draw(name, optuna.distributions.FloatDistribution(low, high, step=step, log=log))
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False):
+        return self._draw(name, optuna.distributions.IntDistribution(low, high, step=step, log=log))
+
+    def suggest_categorical(self, name: str, choices):
+        return self._draw(name, optuna.distributions.CategoricalDistribution(choices))
+
+
+def _ask(study: optuna.Study, job: StudyJob) -> optuna.Trial:
+    """A new running trial; its parameters drawn beforehand and written with it when the job says how."""
+    if job.draw is None or job.sampler not in ("tpe", "random"):
+        with warnings.catch_warnings():  # cartrisk records the heartbeats itself (_heartbeat below)
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
+            return study.ask()
+    draw = _Draw(study)
+    study.sampler.before_trial(study, draw.frozen)
+    job.draw(draw)
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=draw.frozen)
+    return optuna.Trial(study, trial_id)
+
+
 def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None,
                on_trial: Callable[[FrozenTrial], None] | None = None,
                on_stale: Callable[[FrozenTrial], None] | None = None, max_trials: int | None = None,
@@ -454,22 +517,27 @@ def _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start) ->
             stale = fail_stale(study)
             state = counts(study.get_trials(deepcopy=False))
             index = state["COMPLETE"] + state["PRUNED"] + state["RUNNING"]
-            if index >= job.n_trials:
-                trial = None
-            else:
+            trial = None
+            if index < job.n_trials:
                 study.sampler = make_sampler(job.sampler, trial_seed(job.seed, index), job.startup_trials)
-                with warnings.catch_warnings():  # cartrisk records the heartbeats itself (_heartbeat below)
-                    warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
-                    trial = study.ask()
-                if _beats(storage):  # at once: a trial without any heartbeat is never found stale
-                    storage.record_heartbeat(trial._trial_id)
-        if stale:
-            _after_stale(job, study, stale, on_stale)
+                held = _hold_signals()  # a SIGTERM now would leave the new trial running: it waits for the try below
+                try:
+                    trial = _ask(study, job)
+                    if _beats(storage):  # at once: a trial without any heartbeat is never found stale
+                        storage.record_heartbeat(trial._trial_id)
+                except BaseException:
+                    _release_signals(held)
+                    raise
         if trial is None:
+            if stale:
+                _after_stale(job, study, stale, on_stale)
             return done
-        if on_start is not None:
-            on_start(trial)
         try:
+            _release_signals(held)
+            if stale:
+                _after_stale(job, study, stale, on_stale)
+            if on_start is not None:
+                on_start(trial)
             with _heartbeat(storage, trial._trial_id):
                 value = job.objective(trial)
         except optuna.TrialPruned:
