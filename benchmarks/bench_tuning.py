@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_tuning.py overhead [--n 1500] [--trials 20] [--repeats 3] [--experiment tune_rsf.toml]
     python benchmarks/bench_tuning.py workers  [--n 1500] [--trials 8] [--repeats 3]
     python benchmarks/bench_tuning.py nested   [--n 1500] [--trials 50] [--workers 2]
+    python benchmarks/bench_tuning.py determinism [--n 1500] [--trials 20] [--seeds 5]
 
 ``overhead``
     Runs the trial loop of one study (by default xgb_cox, the fastest family, with the search space of
@@ -19,6 +20,9 @@ Usage::
     The whole nested run (3 studies: 2 outer folds + final, 3 inner folds) with 1 and with 2 worker
     processes on a journal file, reporting wall time and finished trials per minute (2 workers pay
     the start of two fresh Python processes that load the data themselves).
+``determinism``
+    The workers study with 1 and with 2 workers for ``--seeds`` seeds: the difference between the outer-fold
+    estimates that the worker count makes, beside their spread across seeds.
 ``nested``
     experiments/tune_xgb_cox.toml and experiments/tune_rsf.toml as they are (3 outer x 3 inner folds,
     50 trials per study), against the same families at their untuned defaults on the same outer folds:
@@ -159,6 +163,26 @@ def workers(args) -> None:
     print(f"throughput, 2 workers / 1 worker: {median.loc[2, 'trials_per_min'] / median.loc[1, 'trials_per_min']:.2f}x")
 
 
+def determinism(args) -> None:
+    """The same study with 1 and with 2 workers, for several seeds: how far apart the outer estimates land."""
+    rows = []
+    for seed in range(args.seeds):
+        cfg = dataclasses.replace(experiment("tune_xgb_cox.toml", args.n, outer_folds=2, n_trials=args.trials),
+                                  seed=seed)
+        for k in (1, 2):
+            with tempfile.TemporaryDirectory() as tmp:
+                result = run_study(cfg, storage=f"journal:{tmp}/optuna.log", workers=k)
+            rows.append({"seed": seed, "workers": k, "outer_uno_c": result.outer_value,
+                         "inner_value": result.inner_value, "best_params": result.best_params})
+    table = pd.DataFrame(rows)
+    print(f"1 vs 2 workers, xgb_cox, n = {args.n}, 3 studies x {args.trials} trials, seeds 0-{args.seeds - 1}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    wide = table.pivot(index="seed", columns="workers", values="outer_uno_c")
+    gap = (wide[2] - wide[1]).abs()
+    print(f"|outer Uno C (2 workers) - (1 worker)|: max {gap.max():.4f}, mean {gap.mean():.4f}; spread of the "
+          f"1-worker estimate across seeds (sd): {wide[1].std(ddof=1):.4f}")
+
+
 def nested(args) -> None:
     rows = []
     for name in ("tune_xgb_cox.toml", "tune_rsf.toml"):
@@ -191,7 +215,8 @@ def nested(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("overhead", "workers", "nested"))
+    parser.add_argument("what", choices=("overhead", "workers", "nested", "determinism"))
+    parser.add_argument("--seeds", type=int, default=5, help="determinism: seeds 0..SEEDS-1")
     parser.add_argument("--n", type=int, default=1500)
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
@@ -201,8 +226,8 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="overhead: skip PostgreSQL + MLflow server")
     args = parser.parse_args()
     if args.trials is None:
-        args.trials = {"overhead": 20, "workers": 8, "nested": 50}[args.what]
-    {"overhead": overhead, "workers": workers, "nested": nested}[args.what](args)
+        args.trials = {"overhead": 20, "workers": 8, "nested": 50, "determinism": 20}[args.what]
+    {"overhead": overhead, "workers": workers, "nested": nested, "determinism": determinism}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,14 @@ Needs a PostgreSQL server (``CARTRISK_TEST_POSTGRES_URL``, set by ``.ci/run``, o
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -18,6 +22,7 @@ from typer.testing import CliRunner
 
 import servers
 from cartrisk.cli import app
+from cartrisk.data.simulate import simulate
 from cartrisk.tracking import Tracker
 from cartrisk.tuning.studies import counts, open_storage
 from cartrisk.tuning.workers import release_connections
@@ -158,3 +163,34 @@ def test_tracking_server_for_evaluate_export_report_and_quickstart(postgres_url,
     # every run and artefact went through the server (quickstart's study store is the local default)
     assert sorted(p.name for p in (tmp_path / "mlruns").iterdir()) == ["optuna.db", "optuna.db.cartrisk-lock"]
     assert list((tmp_path / "artefacts").rglob("report*")) or list((tmp_path / "artefacts").rglob("*.png"))
+
+
+def test_the_readme_scaling_out_rehearsal_runs(postgres_url, tmp_path):
+    """The one-machine block of the README's "Scaling out", run by bash as written."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Scaling out"):text.index("## Data dictionary")]
+    walkthrough = text[text.index("## Walkthrough"):text.index("## Reading results")]
+    block = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[-1]
+    toml = re.findall(r"```toml\n(.*?)```", walkthrough, flags=re.S)[0]
+    (tmp_path / "my_study.toml").write_text(toml.replace("n_trials = 30", "n_trials = 4"), encoding="utf-8")
+    simulate(900, 1)[0].to_csv(tmp_path / "extract.csv", index=False)
+    with servers.fresh_database(postgres_url) as study_db, servers.fresh_database(postgres_url) as runs_db, \
+            servers.mlflow_server(runs_db.replace("postgresql://", "postgresql+psycopg://"), tmp_path / "artefacts",
+                                  log=tmp_path / "mlflow.log") as tracking:
+        env = {**os.environ, "STORAGE": study_db, "TRACKING": tracking,
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        for name in ("my-study.outer1", "my-study.outer2", "my-study.outer3", "my-study.final"):
+            assert name in done.stdout
+        storage = open_storage(study_db)
+        ran_here = sum(1 for s in ("my-study.outer1", "my-study.outer2", "my-study.outer3", "my-study.final")
+                       for t in optuna.load_study(study_name=s, storage=storage).get_trials()
+                       if t.state == TrialState.COMPLETE)
+        release_connections(storage)
+        assert ran_here >= 16
+        tracker = Tracker(tracking, "my-study")
+        trials = tracker.client.search_runs([tracker.experiment_id], "tags.`cartrisk.kind` = 'trial'",
+                                            max_results=1000)
+        assert len(trials) >= 16 and "worker on my-study" in done.stdout

@@ -28,7 +28,7 @@ _EXPORTS = {
     "prepare_studies": "studies",
     "run_study": "nested",
     "run_trials": "studies",
-    "run_workers": "studies",
+    "run_workers": "workers",
     "sigterm_as_interrupt": "studies",
 }
 __all__ = sorted(_EXPORTS)
