@@ -161,7 +161,8 @@ def test_tracking_server_for_evaluate_export_report_and_quickstart(postgres_url,
         assert report.exit_code == 0, report.output
         assert (tmp_path / "again").is_dir() and list((tmp_path / "again").glob("*.html"))
     # every run and artefact went through the server (quickstart's study store is the local default)
-    assert sorted(p.name for p in (tmp_path / "mlruns").iterdir()) == ["optuna.db", "optuna.db.cartrisk-lock"]
+    assert sorted(p.name for p in (tmp_path / "mlruns").iterdir()) == ["optuna.db", "optuna.db.cartrisk-create-lock",
+                                                                   "optuna.db.cartrisk-lock"]
     assert list((tmp_path / "artefacts").rglob("report*")) or list((tmp_path / "artefacts").rglob("*.png"))
 
 

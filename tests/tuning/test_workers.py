@@ -157,6 +157,7 @@ def test_killing_tune_leaves_no_worker_alive(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.wait(30)
         log.close()
 
 

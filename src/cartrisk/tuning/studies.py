@@ -171,8 +171,13 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = HEARTBEAT_SECONDS)
 
 @contextlib.contextmanager
 def _creation_lock(url: str) -> Iterator[None]:
-    """On PostgreSQL, one process at a time creates Optuna's tables (several workers may start together on a new
-    database: without it, all but one fail with ``duplicate key ... pg_type_typname_nsp_index``)."""
+    """One process at a time creates Optuna's tables (several workers may start together on a new database: without
+    it, all but one fail with ``duplicate key ... pg_type_typname_nsp_index`` on PostgreSQL, ``table ... already
+    exists`` on SQLite). PostgreSQL: an advisory lock; a SQLite file: an ``flock`` beside it."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        with _file_lock(Path(url.removeprefix("sqlite:///") + ".cartrisk-create-lock")):
+            yield
+        return
     if not url.startswith(("postgresql", "postgres://")):
         yield
         return
