@@ -70,8 +70,7 @@ def simulated_cohort(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     from cartrisk.data.dictionary import columns_by_role
 
-    frame = simulate(n, seed)
-    frame = getattr(frame, "frame", frame)
+    frame, _truth = simulate(n, seed)  # the registry extract and each patient's true risk
     columns = [c for c in columns_by_role("infusion", "relapse") if c.name in frame.columns]
     numeric = frame[[c.name for c in columns if c.kind != "category"]].astype(float)
     numeric = numeric.fillna(numeric.median())

@@ -11,6 +11,9 @@ Prints timings only (never asserts on them). On a synthetic cohort with a Weibul
    time linearly to all of them (said so in the output);
 3. explain ``--large`` patients (default 20,000) with path-dependent TreeSHAP.
 
+cartrisk's TreeSHAP is timed on one core and on all of them (interventional: numba threads; path-dependent:
+forked processes); shap's float32 interventional code and the permutation explainer run on one core.
+
 Run: ``python benchmarks/bench_shap.py [--permutation-patients 20] [--large 20000]``.
 """
 
@@ -23,7 +26,7 @@ import numpy as np
 from sksurv.ensemble import RandomSurvivalForest
 from sksurv.util import Surv
 
-from cartrisk.explain._treeshap import _import_shap, to_shap_tree_model, tree_shap
+from cartrisk.explain._treeshap import _cores, _import_shap, to_shap_tree_model, tree_shap
 
 BETA = np.array([0.8, -0.5, 0.3, 0.6, 0.0, 0.2, -0.3, 0.1])
 
@@ -80,23 +83,29 @@ def main() -> None:
     shap = _import_shap()
     _, compile_s = _timed(lambda: tree_shap(model, X[:1], background=background[:2]))
     converted, convert_s = _timed(to_shap_tree_model, model)
+    cores = _cores()
     (phi, expected), interventional_s = _timed(tree_shap, model, X, background=background)
+    (phi_1, _), interventional_1_s = _timed(tree_shap, model, X, background=background, n_jobs=1)
+    assert np.array_equal(phi, phi_1) or np.abs(phi - phi_1).max() < 1e-9
     error = np.abs(phi.sum(axis=1) + expected - model.predict(X)).max()
     (_, _), path_s = _timed(tree_shap, model, X)
     masker = shap.maskers.Independent(background.astype(np.float32), max_samples=args.background)
     explainer = shap.TreeExplainer(converted, data=masker, feature_perturbation="interventional")
     shap_phi, shap_s = _timed(explainer.shap_values, X.astype(np.float32))
     n = args.patients
-    print(f"numba compilation (first call in a process, not counted below): {compile_s:.1f} s")
+    print(f"first call in this process (numba: load from the on-disk cache, or compile on a fresh install; "
+          f"not counted below): {compile_s:.1f} s")
     print(f"convert the forest: {convert_s * 1e3:.0f} ms")
     print(
         f"TreeSHAP interventional (cartrisk, float64), {n} patients x {args.background} background: "
-        f"{interventional_s:.2f} s; max |sum(phi) + E - predict| = {error:.1e}"
+        f"{interventional_1_s:.2f} s on 1 core, {interventional_s:.2f} s on {cores} cores; "
+        f"max |sum(phi) + E - predict| = {error:.1e}"
     )
     print(f"TreeSHAP path-dependent (shap C code), {n} patients: {path_s:.2f} s")
     print(
-        f"shap's own interventional TreeSHAP on the converted model (float32 inside): {shap_s:.2f} s; "
-        f"max |phi - cartrisk's| = {np.abs(shap_phi - phi).max():.1e}"
+        f"shap's own interventional TreeSHAP on the converted model (float32 inside, 1 core): {shap_s:.2f} s; "
+        f"max |phi - cartrisk's| = {np.abs(shap_phi - phi).max():.1e}; cartrisk's kernel is "
+        f"{shap_s / interventional_1_s:.2f}x its speed on 1 core, {shap_s / interventional_s:.2f}x on {cores}"
     )
 
     k = min(args.permutation_patients, n)
@@ -109,18 +118,21 @@ def main() -> None:
         f"max |phi_perm - phi_exact| = {np.abs(perm.values - phi[:k]).max():.2e} "
         f"(mean |phi_exact| = {np.abs(phi[:k]).mean():.2f})"
     )
-    tree_total_s = convert_s + interventional_s
     print(
-        f"speed-up, converter + interventional TreeSHAP vs permutation: {perm_all_s / tree_total_s:.0f}x; "
+        f"speed-up vs permutation, converter + interventional TreeSHAP: "
+        f"{perm_all_s / (convert_s + interventional_1_s):.0f}x "
+        f"on 1 core, {perm_all_s / (convert_s + interventional_s):.0f}x on {cores}; "
         f"converter + path-dependent: {perm_all_s / (convert_s + path_s):.0f}x"
     )
 
     X_large = _features(rng, args.large)
+    (phi_1, _), large_1_s = _timed(tree_shap, model, X_large, n_jobs=1)
     (phi_large, expected_large), large_s = _timed(tree_shap, model, X_large)
     large_error = np.abs(phi_large.sum(axis=1) + expected_large - model.predict(X_large)).max()
     print(
-        f"path-dependent TreeSHAP, {args.large:,} patients: {large_s:.1f} s "
-        f"({large_s / args.large * 1e3:.2f} ms per patient); max additivity error {large_error:.1e}"
+        f"path-dependent TreeSHAP, {args.large:,} patients: {large_1_s:.1f} s on 1 core, {large_s:.1f} s on "
+        f"{cores} ({large_s / args.large * 1e3:.2f} ms per patient); max additivity error {large_error:.1e}; "
+        f"same values: {np.abs(phi_1 - phi_large).max() == 0}"
     )
 
 

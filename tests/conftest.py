@@ -121,3 +121,27 @@ def planted_leaks() -> Callable:
     """``planted_leaks(n, seed)``: ``(X, y, typed)`` of a simulated registry with three leaked columns
     (``vital_status_cutoff``, ``cause_of_death``, ``last_status``; see :func:`_planted_leaks`)."""
     return _planted_leaks
+# ---- servers (issue 15): PostgreSQL and an MLflow tracking server on 127.0.0.1, started and stopped here ----
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a PostgreSQL server (CI's, or a throwaway cluster); the test is skipped when none can be started."""
+    import servers
+
+    stack = __import__("contextlib").ExitStack()
+    try:
+        url = stack.enter_context(servers.postgres_server())
+    except servers.Unavailable as err:
+        stack.close()
+        pytest.skip(f"PostgreSQL tests skipped: {err}")
+    with stack:
+        yield url
+
+
+@pytest.fixture
+def postgres_db(postgres_url):
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards); its URL."""
+    import servers
+
+    with servers.fresh_database(postgres_url) as url:
+        yield url

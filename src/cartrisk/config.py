@@ -284,8 +284,9 @@ class TuningConfig:
         SQLite tracking store, else ``sqlite:///mlruns/optuna.db``.
     study_name : str or None
         Base name of the studies (default: the experiment's name).
-    workers : int, default 1
-        Local worker processes on each study.
+    workers : int or None, default None
+        Local worker processes on each study; None: as many as the cores this process may use (1 runs the
+        trials in the tuning process itself).
     """
 
     n_trials: int = 50
@@ -299,7 +300,7 @@ class TuningConfig:
     prune_warmup_folds: int = 1
     storage: str | None = None
     study_name: str | None = None
-    workers: int = 1
+    workers: int | None = None
 
     @property
     def objective_weights(self) -> dict[str, float]:
@@ -315,7 +316,7 @@ class TuningConfig:
         if any(w <= 0 for w in weights.values()):
             raise ConfigError(f"{where}.objective: weights must be positive (ibs counts negative by itself)")
         for key in ("n_trials", "workers", "startup_trials"):
-            if getattr(self, key) < 1:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key} must be at least 1, got {getattr(self, key)}")
         for key in ("outer_folds", "inner_folds"):
             if getattr(self, key) < 2:

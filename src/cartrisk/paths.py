@@ -1,4 +1,6 @@
-"""Output paths checked before any work starts: a command that would fail writing its result fails first.
+"""Files and folders: output paths checked before any work starts, one atomic write, one inter-process file lock.
+
+A command that would fail writing its result fails first.
 
 A command that runs a long job and only then finds that its ``--out`` is a file, or sits in a folder it cannot
 write, has wasted the job and may have left half its outputs behind. These checks look at the file system
@@ -8,13 +10,15 @@ so that a refused command writes nothing.
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from cartrisk.exceptions import ConfigError
 
-__all__ = ["check_output_file", "check_output_folder", "writable_folder"]
+__all__ = ["atomic_path", "check_output_file", "check_output_folder", "file_lock", "writable_folder"]
 
 
 def _nearest_existing(folder: Path) -> Path | None:
@@ -72,3 +76,30 @@ def check_output_folder(path: str | Path, *, where: str) -> Path:
     if not writable_folder(path):
         raise ConfigError(f"{where}: cannot write into {path}: it cannot be created or written; choose another folder")
     return path
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
+
+    A failed write therefore leaves nothing half-written: neither a partial file nor the temporary one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def file_lock(path: str | Path, *, timeout: float = -1):
+    """An exclusive lock between the processes of one host on the lock file ``path`` (``filelock``), as a context
+    manager; ``timeout`` seconds (-1: wait as long as it takes). Its folder is created if missing."""
+    from filelock import FileLock
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path), timeout=timeout)

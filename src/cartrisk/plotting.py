@@ -13,17 +13,16 @@ the edge, in :mod:`cartrisk.tracking` and :mod:`cartrisk.workflows`).
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["GROUP_COLOURS", "RISK_COLOURS", "SERIES_COLOURS", "atomic_path", "forest_figure", "new_figure",
+from cartrisk.paths import atomic_path
+
+__all__ = ["GROUP_COLOURS", "RISK_COLOURS", "SERIES_COLOURS", "forest_figure", "new_figure",
            "risk_colours", "save_figure"]
 
 #: Okabe-Ito colours (colour-blind safe), kept for code that indexes groups by position; risk groups take
@@ -62,24 +61,6 @@ def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
-
-    A failed write therefore leaves nothing half-written: neither a partial file nor the temporary one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_figure(figure: Figure, path: str | Path, *, dpi: int = 120) -> Path:

@@ -368,3 +368,20 @@ def test_rejects_bad_data(fitted, cohort):
     bad[0, 0] = np.inf
     with pytest.raises(ValueError, match="X contains infinite values"):
         tree_shap(fitted["rsf"], bad)
+
+
+@pytest.mark.parametrize("with_background", [False, True], ids=["path-dependent", "interventional"])
+def test_every_core_gives_the_same_values_as_one(with_background, fitted, cohort):
+    """Path-dependent TreeSHAP over forked processes and the interventional kernel over threads: same numbers."""
+    X_train, _ = cohort
+    model = fitted["rsf"]
+    rng = np.random.default_rng(3)
+    rows = X_train[rng.integers(0, len(X_train), size=2400)] + rng.normal(scale=0.05, size=(2400, X_train.shape[1]))
+    if with_background:
+        rows = rows[:300]
+    background = X_train[:20] if with_background else None
+    one, expected_one = tree_shap(model, rows, background=background, n_jobs=1)
+    two, expected_two = tree_shap(model, rows, background=background, n_jobs=2)
+    np.testing.assert_allclose(two, one, rtol=0, atol=1e-12)
+    assert expected_two == expected_one
+    np.testing.assert_allclose(two.sum(axis=1) + expected_two, model.predict(rows.astype(np.float32)), atol=1e-9)

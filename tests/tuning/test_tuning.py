@@ -147,7 +147,7 @@ def test_outer_scores_are_those_of_cross_validate_survival(tmp_path, data):
     cross-validation of that model on the outer folds."""
     cfg = cfg_of(EXPERIMENT.replace("[models.search]\nalpha = { low = 1.0, high = 50.0, log = true }\n",
                                     "params = { alpha = 4.0 }\n"), n_trials=1)
-    result = run_study(cfg, storage=f"journal:{tmp_path}/j.log")
+    result = run_study(cfg, storage=f"journal:{tmp_path}/j.log", workers=1)
     cv = EventStratifiedKFold(2, shuffle=True, random_state=5)
     plain = cross_validate_survival(build_pipeline(cfg, cfg.models[0]), data.X, data.y, cv=cv,
                                     horizons_months=(3, 6, 12))
@@ -160,7 +160,7 @@ def test_outer_scores_are_those_of_cross_validate_survival(tmp_path, data):
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
     root = tmp_path_factory.mktemp("straight")
-    return run_study(cfg_of(n_trials=4), storage=f"journal:{root}/j.log"), root
+    return run_study(cfg_of(n_trials=4), storage=f"journal:{root}/j.log", workers=1), root
 
 
 def _trials(result: StudyResult) -> pd.DataFrame:
@@ -170,9 +170,9 @@ def _trials(result: StudyResult) -> pd.DataFrame:
 def test_same_seed_same_numbers_and_a_resumed_study_is_the_same_study(straight, tmp_path):
     first, _ = straight
     assert first.trials.groupby("study")["trial"].count().to_dict() == {"final": 4, "outer 1/2": 4, "outer 2/2": 4}
-    again = run_study(cfg_of(n_trials=2), storage=f"journal:{tmp_path}/j.log")
+    again = run_study(cfg_of(n_trials=2), storage=f"journal:{tmp_path}/j.log", workers=1)
     assert len(again.trials) == 6
-    resumed = run_study(cfg_of(n_trials=4), storage=f"journal:{tmp_path}/j.log", resume=True)
+    resumed = run_study(cfg_of(n_trials=4), storage=f"journal:{tmp_path}/j.log", resume=True, workers=1)
     pd.testing.assert_frame_equal(_trials(resumed), _trials(first))
     pd.testing.assert_frame_equal(resumed.outer.per_fold, first.outer.per_fold)
     assert resumed.best_params == first.best_params and resumed.inner_value == first.inner_value
@@ -184,15 +184,15 @@ def test_a_rerun_starts_new_studies_and_resume_needs_the_same_settings(straight,
     _, root = straight
     url = f"journal:{root}/j.log"
     with pytest.raises(ConfigError, match="study 'tt.outer1' in .* was run on other data or settings"):
-        run_study(dataclasses.replace(cfg_of(), seed=6), storage=url, resume=True)
+        run_study(dataclasses.replace(cfg_of(), seed=6), storage=url, resume=True, workers=1)
     fresh = f"journal:{tmp_path}/fresh.log"
     with pytest.raises(ConfigError, match=f"--resume: there is no study 'tt' in {fresh} to continue"):
-        run_study(cfg_of(), storage=fresh, resume=True)
-    first = run_study(cfg_of(n_trials=1), storage=fresh)
-    second = run_study(cfg_of(n_trials=1), storage=fresh)  # the same experiment again: new studies, not an error
+        run_study(cfg_of(), storage=fresh, resume=True, workers=1)
+    first = run_study(cfg_of(n_trials=1), storage=fresh, workers=1)
+    second = run_study(cfg_of(n_trials=1), storage=fresh, workers=1)  # the same experiment again: new studies
     assert (first.study_name, second.study_name) == ("tt", "tt.run2")
     assert {"tt.final", "tt.run2.final", "tt.run2.outer2"} <= set(optuna.get_all_study_names(open_storage(fresh)))
-    resumed = run_study(cfg_of(n_trials=2), storage=fresh, resume=True)  # continues the latest run
+    resumed = run_study(cfg_of(n_trials=2), storage=fresh, resume=True, workers=1)  # continues the latest run
     assert resumed.study_name == "tt.run2" and resumed.trials.groupby("study").size().tolist() == [2, 2, 2]
 
 
@@ -200,8 +200,8 @@ def test_export_by_study_name_takes_the_latest_run(make_tracker, tmp_path):
     from cartrisk.tracking import resolve_run
 
     tracker = make_tracker(tmp_path, "tt")
-    first = run_study(cfg_of(n_trials=1), tracker=tracker, storage=f"journal:{tmp_path}/j.log")
-    second = run_study(cfg_of(n_trials=1), tracker=tracker, storage=f"journal:{tmp_path}/j.log")
+    first = run_study(cfg_of(n_trials=1), tracker=tracker, storage=f"journal:{tmp_path}/j.log", workers=1)
+    second = run_study(cfg_of(n_trials=1), tracker=tracker, storage=f"journal:{tmp_path}/j.log", workers=1)
     assert second.study_name == "tt.run2"
     assert resolve_run(tracker, study="tt").info.run_id == second.parent_run_id
     assert resolve_run(tracker, study="tt.run2").info.run_id == second.parent_run_id
@@ -214,13 +214,13 @@ def test_a_run_that_finished_no_trial_is_replaced(tmp_path):
     storage = open_storage(url)
     for name in ("tt.outer1", "tt.outer2", "tt.final"):  # what a run that failed before its first trial leaves
         optuna.create_study(storage=storage, study_name=name).set_user_attr(FINGERPRINT_ATTR, "other settings")
-    fixed = run_study(broken, storage=url)
+    fixed = run_study(broken, storage=url, workers=1)
     assert fixed.study_name == "tt"
 
 
 def test_a_time_budget_too_short_for_any_trial_is_reported(tmp_path):
     with pytest.raises(CartriskError, match=r"outer 1/2 \(study tt.outer1\) has no complete trial"):
-        run_study(cfg_of(), storage=f"journal:{tmp_path}/j.log", timeout=1e-6)
+        run_study(cfg_of(), storage=f"journal:{tmp_path}/j.log", timeout=1e-6, workers=1)
 
 
 def test_two_workers_finish_the_asked_trials_exactly_once(tmp_path):
@@ -238,7 +238,7 @@ def test_two_workers_finish_the_asked_trials_exactly_once(tmp_path):
 def tracked(make_tracker, tmp_path_factory):
     root = tmp_path_factory.mktemp("mlruns")
     tracker = make_tracker(root, "tt")
-    result = run_study(cfg_of(FAMILIES, n_trials=3), tracker=tracker)
+    result = run_study(cfg_of(FAMILIES, n_trials=3), tracker=tracker, workers=1)
     return result, tracker, root
 
 
@@ -256,14 +256,23 @@ def _wait(predicate, proc, seconds: float, what: str) -> None:
 def test_killed_study_resumes_without_losing_or_repeating_a_trial(tmp_path, tracked):
     """SIGTERM, then SIGKILL, to a real ``python -m cartrisk tune`` process; then resume to the end."""
     experiment = tmp_path / "killed.toml"
-    experiment.write_text(EXPERIMENT.replace("n_trials = 3", "n_trials = 8").replace('name = "tt"', 'name = "killed"'))
+    # 600 patients: a trial takes long enough for the polls below to see it running
+    experiment.write_text(EXPERIMENT.replace("n_trials = 3", "n_trials = 8").replace('name = "tt"', 'name = "killed"')
+                          .replace("n = 300", "n = 600"))
     # the MLflow store of the fixture below (creating one costs seconds); its own experiment "killed"
     url, mlruns = f"sqlite:///{tmp_path}/optuna.db", tracked[1].tracking_uri
-    cmd = [sys.executable, "-m", "cartrisk", "tune", str(experiment), "--storage", url, "--tracking-uri", mlruns]
+    cmd = [sys.executable, "-m", "cartrisk", "tune", str(experiment), "--storage", url, "--tracking-uri", mlruns,
+           "--workers", "1"]
+
+    storages = {}
 
     def state(name="killed.outer1"):
-        try:
-            return finished(name, url)
+        try:  # one storage object for all the polls: opening one costs more than a trial's bookkeeping
+            if "store" not in storages and (tmp_path / "optuna.db").exists():
+                storages["store"] = open_storage(url)
+            if "store" not in storages:
+                return []
+            return optuna.load_study(study_name=name, storage=storages["store"]).get_trials(deepcopy=False)
         except KeyError:  # study not created yet
             return []
 
@@ -298,7 +307,7 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(tmp_path, trac
     assert stale and len(kept) >= 4
 
     result = run_study(parse_experiment(experiment.read_text(), source=str(experiment)), storage=url, resume=True,
-                       tracker=tracker)
+                       tracker=tracker, workers=1)
     for name in ("killed.outer1", "killed.outer2", "killed.final"):
         trials = state(name)
         counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]

@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cartrisk.exceptions import CartriskError, ConfigError
-from cartrisk.plotting import atomic_path
+from cartrisk.paths import atomic_path
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cartrisk: survival after lymphoma fails CAR T-cells (OS-2), against the D0-30 rule.")

@@ -13,7 +13,7 @@ import typer
 from cartrisk.cli._app import app, console, print_frame, user_errors, write_table
 from cartrisk.cli._trust import FingerprintOption, TrustOption, check_trust_options, open_bundle, refuse_trust_for_runs
 from cartrisk.exceptions import ConfigError
-from cartrisk.plotting import atomic_path
+from cartrisk.paths import atomic_path
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _NOT_COVARIATES = ("os2_days", "os2_event", "pfs2_days", "pfs2_event", "infusion_date", "failure_date",

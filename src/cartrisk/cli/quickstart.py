@@ -10,7 +10,7 @@ import typer
 
 from cartrisk.cli._app import app, console, print_frame, progress_bars, user_errors, write_table
 from cartrisk.config import DEFAULT_TRACKING_URI
-from cartrisk.plotting import atomic_path
+from cartrisk.paths import atomic_path
 
 
 @app.command()
@@ -23,7 +23,10 @@ def quickstart(
     seed: Annotated[int, typer.Option(help="Seed of the registry, the folds and the models.", min=0,
                                       max=2**32 - 1)] = 0,
     models_dir: Annotated[Path, typer.Option(help="Where the bundle is exported.")] = Path("models"),
-    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING_URI,
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI: a sqlite:/// file or a tracking server "
+                                                   "(http://host:port).")] = DEFAULT_TRACKING_URI,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes of the tuning stage (default: as many "
+                                                "as cores; 1 runs it in this process).")] = None,
 ) -> None:
     """Simulate, validate, tune, explain, compare with the D0-30 rule, export, score and report: the whole job."""
     import dataclasses
@@ -47,7 +50,7 @@ def quickstart(
     tracker = Tracker(tracking_uri, "cartrisk-quickstart")
     with progress_bars() as progress:
         result = run_quickstart(tracker=tracker, models_dir=models_dir, n=n, trials=trials, seed=seed,
-                                progress=progress)
+                                progress=progress, workers=workers)
     report_path = out / "report.html"
     html = build_report(result.run_id, tracker=tracker)
     with atomic_path(report_path) as tmp:

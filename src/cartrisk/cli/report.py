@@ -13,7 +13,7 @@ import typer
 from cartrisk.cli._app import app, console, user_errors
 from cartrisk.config import DEFAULT_TRACKING_URI
 from cartrisk.exceptions import ConfigError
-from cartrisk.plotting import atomic_path
+from cartrisk.paths import atomic_path
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 

@@ -77,15 +77,24 @@ def tune(
     experiment: Annotated[Path, typer.Argument(help="Experiment file with a [tuning] table (experiments/tune_*).")],
     trials: Annotated[int | None, typer.Option("--trials", min=1, help="Finished trials per study.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Time budget in seconds for all studies.")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Local worker processes per study.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Local worker processes (default: as many as cores; 1 "
+                                                "runs the trials in this process).")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage: database URL or journal:PATH.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the latest run of the studies (finished trials "
                                                           "kept). Without it, a new run starts new studies.")] = False,
     n: Annotated[int | None, typer.Option(help="Override the simulated cohort size.", min=1)] = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default from the file).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI: a sqlite:/// file or a tracking "
+                                                     "server, http://host:port (default from the file).")] = None,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow.")] = False,
+    heartbeat_seconds: Annotated[int | None, typer.Option(min=1, help="Heartbeat of running trials on a database "
+                                                          "storage; a trial is failed and replaced after 3 missed "
+                                                          "heartbeats (default 10).")] = None,
 ) -> None:
-    """Tune the experiment's models by nested cross-validation; print the best parameters and the outer estimate."""
+    """Tune the experiment's models by nested cross-validation; print the best parameters and the outer estimate.
+
+    Workers (--workers, default as many as cores) run the trials; `cartrisk worker` processes started on other
+    hosts with the same experiment file, data and --storage join the studies while they run.
+    """
     import optuna
 
     from cartrisk.cli._experiment import prepare_experiment
@@ -116,7 +125,7 @@ def tune(
         err_console.print(f"warning: {note}", highlight=False, markup=False, soft_wrap=True)
     with sigterm_as_interrupt(), tuning_progress() as progress:
         result = run_study(cfg, tracker=tracker, storage=url, n_trials=trials, timeout=timeout, resume=resume,
-                           progress=progress, workers=workers)
+                           progress=progress, workers=workers, heartbeat_seconds=heartbeat_seconds)
     for label, res in tune_heterogeneity(cfg, result, tracker).items():
         print_frame(res.pooled, title=f"{label}: internal-external validation by {cfg.evaluation.cluster} "
                     f"({res.design}; hyper-parameters of the final study), REML pooled")
@@ -132,6 +141,64 @@ def tune(
 
 @app.command()
 @user_errors
+def worker(
+    experiment: Annotated[Path, typer.Argument(help="The experiment file of the running study (same data file).")],
+    storage: Annotated[str, typer.Option(help="The study's storage: postgresql://USER@HOST:PORT/DB (several hosts) "
+                                         "or the sqlite:/// or journal: file of this host.")],
+    n_trials: Annotated[int | None, typer.Option("--n-trials", min=1, help="Finish at most this many trials in this "
+                                                 "worker (default: until every study holds its count).")] = None,
+    n: Annotated[int | None, typer.Option(help="Override the simulated cohort size (as given to tune).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI, the tune run's (a tracking server "
+                                                     "for several hosts; default from the file).")] = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log trials to MLflow.")] = False,
+    wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for the study to appear.")] = 0.0,
+    heartbeat_seconds: Annotated[int | None, typer.Option(min=1, help="Heartbeat of running trials (as tune's).")
+                                 ] = None,
+    exit_with_parent: Annotated[bool, typer.Option(help="Exit when the process that started this one dies.")
+                                ] = True,
+) -> None:
+    """Join a running `cartrisk tune` study from any host and run its trials until it has its count.
+
+    The worker checks that its experiment file and data give the fingerprint the study recorded (it refuses
+    otherwise), runs trials until each study of the run holds its count, and logs each trial under the run's
+    MLflow study run. A worker that dies mid-trial has its trial failed and replaced by the others.
+    """
+    import dataclasses
+
+    import optuna
+    from threadpoolctl import threadpool_limits
+
+    from cartrisk.config import load_experiment
+    from cartrisk.tuning import join_experiment
+    from cartrisk.tuning.studies import sigterm_as_interrupt
+    from cartrisk.tuning.workers import exit_with_parent as watch_parent
+
+    cfg = load_experiment(experiment)
+    if cfg.tuning is None:
+        raise ConfigError(f"{experiment}: no tuning table in the file; a worker joins a study of cartrisk tune")
+    if n is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=n))
+    tracking = None
+    if cfg.tracking.enabled and not no_tracking:
+        tracking = (tracking_uri or cfg.tracking.uri, cfg.tracking.experiment or cfg.name)
+    if logging.getLogger("cartrisk").getEffectiveLevel() > logging.INFO:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with sigterm_as_interrupt():
+        if exit_with_parent:
+            watch_parent()
+        with threadpool_limits(limits=1):
+            done = join_experiment(cfg, storage, tracking=tracking, max_trials=n_trials, wait_seconds=wait,
+                                   heartbeat_seconds=heartbeat_seconds,
+                                   on_start=lambda name, t: err_console.print(
+                                       f"{name}: trial {t.number} started", highlight=False),
+                                   on_trial=lambda name, t: err_console.print(
+                                       f"{name}: trial {t.number} {t.state.name.lower()}", highlight=False))
+    rows = [{"study": name, "trials run here": done.finished.get(name, 0)} for name in done.studies]
+    print_frame(pd.DataFrame(rows), title=f"worker on {done.group}: {done.total} trial(s) finished")
+
+
+@app.command()
+@user_errors
 def studies(
     storage: Annotated[str, typer.Option(help="Optuna storage: database URL or journal:PATH.")] = (
         "sqlite:///mlruns/optuna.db"),
@@ -139,13 +206,16 @@ def studies(
     """List the studies in a storage with their best values and trial counts."""
     from cartrisk.tracking.store import check_storage_url
     from cartrisk.tuning.studies import list_studies, open_storage
+    from cartrisk.tuning.workers import release_connections
 
     check_storage_url(storage)
     where = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage.removeprefix(
         "journal:")
     if (storage.startswith("sqlite:///") or storage.startswith("journal:")) and not Path(where).exists():
         raise ConfigError(f"no study storage at {storage}")
-    rows = list_studies(open_storage(storage))
+    store = open_storage(storage)
+    rows = list_studies(store)
+    release_connections(store)
     if not rows:
         console.print(f"no studies in {storage}")
         return

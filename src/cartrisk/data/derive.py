@@ -8,6 +8,8 @@ cohort reports (:mod:`cartrisk.data.simreport`). Thresholds come from the litera
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import pandas as pd
 
@@ -24,6 +26,7 @@ DESIGN_META_COLUMNS = ("term", "variable", "level", "reference", "published")
 PCPI_COLUMNS = ("ecog_failure", "hemoglobin_failure", "ldh_failure", "ldh_uln", "extranodal_failure", "days_to_failure")
 
 _OPERATORS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
+_CODING_OPERATORS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
 
 def _log2(x: pd.Series, offset: float = 0.0) -> pd.Series:
@@ -38,29 +41,32 @@ def derive_features(frame: pd.DataFrame) -> pd.DataFrame:
     ``log2_ferritin_infusion``, ``log2_days_to_failure`` (log2(1 + days)), and the
     literature codings (binary indicators such as ``ldh_gt_uln_infusion``).
     """
-    out = frame.copy()
-    nan = pd.Series(np.nan, index=out.index)
-    get = lambda c: out[c].astype(float) if c in out else nan  # noqa: E731
+    nan = pd.Series(np.nan, index=frame.index)
+    get = lambda c: frame[c].astype(float) if c in frame else nan  # noqa: E731
     rc = rule_constants()
-    if "days_to_failure" in out:
-        days = out["days_to_failure"].astype(float)
+    new: dict[str, pd.Series] = {}  # built apart and joined once: a column insertion costs more than its arithmetic
+    if "days_to_failure" in frame:
+        days = frame["days_to_failure"].astype(float)
         labels = rc["failure_windows"]
         window = np.select([days <= rc["d0_30_boundary_days"], days <= rc["d31_90_boundary_days"]], labels[:2],
                            labels[2])
-        out["failure_window"] = pd.Series(window, index=out.index, dtype=object).where(days.notna())
-        out["log2_days_to_failure"] = _log2(days, 1.0)
-    out["ldh_ratio_infusion"] = get("ldh_infusion") / get("ldh_uln")
-    out["ldh_ratio_failure"] = get("ldh_failure") / get("ldh_uln")
-    out["log2_ldh_ratio_infusion"] = _log2(out["ldh_ratio_infusion"])
-    out["log2_ldh_ratio_failure"] = _log2(out["ldh_ratio_failure"])
-    out["log2_crp_infusion"] = _log2(get("crp_infusion"), 1.0)
-    out["log2_ferritin_infusion"] = _log2(get("ferritin_infusion"), 1.0)
+        new["failure_window"] = pd.Series(window, index=frame.index, dtype=object).where(days.notna())
+        new["log2_days_to_failure"] = _log2(days, 1.0)
+    new["ldh_ratio_infusion"] = get("ldh_infusion") / get("ldh_uln")
+    new["ldh_ratio_failure"] = get("ldh_failure") / get("ldh_uln")
+    new["log2_ldh_ratio_infusion"] = _log2(new["ldh_ratio_infusion"])
+    new["log2_ldh_ratio_failure"] = _log2(new["ldh_ratio_failure"])
+    new["log2_crp_infusion"] = _log2(get("crp_infusion"), 1.0)
+    new["log2_ferritin_infusion"] = _log2(get("ferritin_infusion"), 1.0)
     for code in feature_codings():
-        x = out[code["column"]].astype(float) if code["column"] in out else nan
-        flag = {"gt": x > code["threshold"], "ge": x >= code["threshold"],
-                "lt": x < code["threshold"], "le": x <= code["threshold"]}[code["op"]]
-        out[code["name"]] = flag.astype(float).where(x.notna())
-    return out
+        x = new[code["column"]] if code["column"] in new else get(code["column"])
+        flag = _CODING_OPERATORS[code["op"]](x, code["threshold"])
+        new[code["name"]] = flag.astype(float).where(x.notna())
+    replaced = [c for c in new if c in frame]
+    out = frame.copy() if replaced else frame
+    for c in replaced:
+        out[c] = new.pop(c)
+    return pd.concat([out, pd.DataFrame(new, index=frame.index)], axis=1) if new else out.copy()
 
 
 def pcpi_points(frame: pd.DataFrame) -> pd.DataFrame:

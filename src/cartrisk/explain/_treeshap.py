@@ -32,16 +32,19 @@ root holds the path-dependent expected value; ``node_sample_weight`` is the trai
 scikit-learn's ``missing_go_to_left``.
 
 :func:`tree_shap` runs path-dependent TreeSHAP with ``shap.TreeExplainer`` (float64
-throughout). For interventional TreeSHAP it uses its own float64 kernel (compiled with
-numba, a dependency of shap): shap 0.51's interventional code stores leaf values,
-thresholds and path weights as float32, so its values add up to the model only to about
-1e-7 relative (1e-5 absolute on a forest's risk scale of ~100).
+throughout), in forked processes over the cores for large inputs (shap's C code holds the GIL).
+For interventional TreeSHAP it uses its own float64 kernel (:mod:`._treeshap_kernels`, compiled
+with numba, a dependency of shap, and cached on disk), over numba's threads: shap 0.51's
+interventional code stores leaf values, thresholds and path weights as float32, so its values add
+up to the model only to about 1e-7 relative (1e-5 absolute on a forest's risk scale of ~100).
 """
 
 from __future__ import annotations
 
-import functools
 import math
+import multiprocessing
+import os
+import sys
 import warnings
 from collections.abc import Callable
 from types import ModuleType
@@ -243,112 +246,12 @@ def to_shap_tree_model(model: Any, *, output: Output = "risk", horizon_days: flo
     }
 
 
-@functools.cache
 def _kernels() -> tuple[Callable[..., np.ndarray], Callable[..., np.ndarray]]:
-    """Compile (once per process, on first use) the float64 interventional TreeSHAP and predict kernels.
+    """The float64 interventional TreeSHAP and predict kernels (:mod:`cartrisk.explain._treeshap_kernels`: compiled
+    by numba on first use and cached on disk, so later processes load them instead of compiling)."""
+    from cartrisk.explain import _treeshap_kernels as kernels  # deferred: numba's import costs a few hundred ms
 
-    shap's own interventional code stores leaf values, thresholds and path weights as float32, so its
-    values add up only to about 1e-7 relative; these kernels keep everything in float64. For each
-    explained row x, background row r and tree, the leaves that a hybrid of x and r can reach are
-    enumerated; a leaf reached by taking the features in A from x and those in B from r adds
-    v (|A|-1)! |B|! / (|A|+|B|)! to each feature of A and subtracts v |A|! (|B|-1)! / (|A|+|B|)! from
-    each feature of B (the Shapley values of the game 1[A in S, B outside S]).
-    """
-    import numba  # a dependency of shap; deferred, as compiling takes a few seconds
-
-    @numba.njit(cache=False)
-    def child(node, f, row, row_nan, cl, cr, cd, thr):  # pragma: no cover - compiled
-        if row_nan[f]:
-            return cd[node]
-        return cl[node] if row[f] <= thr[node] else cr[node]
-
-    @numba.njit(cache=False)
-    def explain(cl, cr, cd, feat, thr, val, X, R, w_pos, w_neg):  # pragma: no cover - compiled
-        n, m = X.shape
-        phi = np.zeros((n, m))
-        status = np.zeros(m, dtype=np.int8)  # 0: feature not yet split differently; 1: taken from x; 2: from r
-        path = np.zeros(m, dtype=np.int64)  # the features of status 1 or 2, in the order met
-        capacity = 2 * m + 3  # each pending branching leaves at most two entries on the stack
-        stack_node = np.empty(capacity, dtype=np.int64)  # node to visit, or -1 for "reset status"
-        stack_depth = np.empty(capacity, dtype=np.int64)
-        stack_a = np.empty(capacity, dtype=np.int64)
-        stack_b = np.empty(capacity, dtype=np.int64)
-        stack_feature = np.empty(capacity, dtype=np.int64)  # feature whose status to set on pop, or -1
-        stack_status = np.empty(capacity, dtype=np.int8)
-        X_nan = np.isnan(X)
-        R_nan = np.isnan(R)
-        for i in range(n):
-            x, x_nan, phi_i = X[i], X_nan[i], phi[i]
-            for t in range(cl.shape[0]):
-                cl_t, cr_t, cd_t, feat_t, thr_t, val_t = cl[t], cr[t], cd[t], feat[t], thr[t], val[t]
-                for j in range(R.shape[0]):
-                    r, r_nan = R[j], R_nan[j]
-                    top = 1
-                    stack_node[0], stack_depth[0], stack_a[0], stack_b[0], stack_feature[0] = 0, 0, 0, 0, -1
-                    while top > 0:
-                        top -= 1
-                        node, depth, a, b = stack_node[top], stack_depth[top], stack_a[top], stack_b[top]
-                        if stack_feature[top] >= 0:
-                            status[stack_feature[top]] = stack_status[top]
-                        if node < 0:
-                            continue
-                        if cl_t[node] < 0:
-                            if depth > 0:
-                                plus = val_t[node] * w_pos[a, b]
-                                minus = val_t[node] * w_neg[a, b]
-                                for k in range(depth):
-                                    if status[path[k]] == 1:
-                                        phi_i[path[k]] += plus
-                                    else:
-                                        phi_i[path[k]] -= minus
-                            continue
-                        f = feat_t[node]
-                        x_child = child(node, f, x, x_nan, cl_t, cr_t, cd_t, thr_t)
-                        r_child = child(node, f, r, r_nan, cl_t, cr_t, cd_t, thr_t)
-                        if x_child == r_child or status[f] == 1:
-                            next_nodes = (x_child, -1)
-                        elif status[f] == 2:
-                            next_nodes = (r_child, -1)
-                        else:
-                            next_nodes = (-1, -1)
-                        if next_nodes[0] >= 0:
-                            stack_node[top], stack_depth[top], stack_a[top], stack_b[top] = next_nodes[0], depth, a, b
-                            stack_feature[top] = -1
-                            top += 1
-                            continue
-                        # f splits x and r apart for the first time on this path: x's side, then r's, then reset
-                        path[depth] = f
-                        stack_node[top], stack_feature[top], stack_status[top] = -1, f, 0
-                        stack_node[top + 1], stack_depth[top + 1], stack_a[top + 1], stack_b[top + 1] = (
-                            r_child,
-                            depth + 1,
-                            a,
-                            b + 1,
-                        )
-                        stack_feature[top + 1], stack_status[top + 1] = f, 2
-                        stack_node[top + 2], stack_depth[top + 2], stack_a[top + 2], stack_b[top + 2] = (
-                            x_child,
-                            depth + 1,
-                            a + 1,
-                            b,
-                        )
-                        stack_feature[top + 2], stack_status[top + 2] = f, 1
-                        top += 3
-        return phi / R.shape[0]
-
-    @numba.njit(cache=False)
-    def predict(cl, cr, cd, feat, thr, val, X):  # pragma: no cover - compiled
-        out = np.zeros(X.shape[0])
-        X_nan = np.isnan(X)
-        for i in range(X.shape[0]):
-            for t in range(cl.shape[0]):
-                node = 0
-                while cl[t, node] >= 0:
-                    node = child(node, feat[t, node], X[i], X_nan[i], cl[t], cr[t], cd[t], thr[t])
-                out[i] += val[t, node]
-        return out
-
-    return explain, predict
+    return kernels.explain, kernels.predict
 
 
 def _dense(converted: dict[str, Any]) -> tuple[np.ndarray, ...]:
@@ -372,9 +275,14 @@ def _dense(converted: dict[str, Any]) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-def _interventional(converted: dict[str, Any], X: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, float]:
+def _interventional(converted: dict[str, Any], X: np.ndarray, background: np.ndarray, n_jobs: int | None = None
+                    ) -> tuple[np.ndarray, float]:
     """Exact interventional SHAP values in float64 (see :func:`_kernels`)."""
     explain, predict = _kernels()
+    import numba
+
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(numba.config.NUMBA_NUM_THREADS, _cores() if n_jobs is None else max(1, int(n_jobs))))
     arrays = _dense(converted)
     m = X.shape[1]
     factorial = np.array([math.factorial(k) for k in range(m + 1)], dtype=np.float64)
@@ -388,8 +296,11 @@ def _interventional(converted: dict[str, Any], X: np.ndarray, background: np.nda
                 w_neg[a, b] = factorial[a] * factorial[b - 1] / factorial[a + b]
     X64 = np.ascontiguousarray(X, dtype=np.float64)
     R64 = np.ascontiguousarray(background, dtype=np.float64)
-    phi = explain(*arrays, X64, R64, w_pos, w_neg)
-    expected = float(predict(*arrays, R64).mean()) + float(converted["base_offset"])
+    try:
+        phi = explain(*arrays, X64, R64, w_pos, w_neg)
+        expected = float(predict(*arrays, R64).mean()) + float(converted["base_offset"])
+    finally:
+        numba.set_num_threads(threads)
     return phi, expected
 
 
@@ -427,6 +338,7 @@ def tree_shap(
     background: Any = None,
     output: Output = "risk",
     horizon_days: float | None = None,
+    n_jobs: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """Exact SHAP values of a scikit-survival tree model (TreeSHAP, float64).
 
@@ -446,6 +358,10 @@ def tree_shap(
         What is explained; see :func:`to_shap_tree_model`.
     horizon_days : float, optional
         The horizon for ``"survival"`` and ``"cumulative_hazard"``.
+    n_jobs : int, optional
+        Cores to use (default: all this process may use). Interventional: numba threads over the explained
+        rows (``numba.set_num_threads``). Path-dependent: shap's C code in forked processes on Linux, one
+        block of rows each, from 2,000 rows up (one process below).
 
     Returns
     -------
@@ -462,7 +378,39 @@ def tree_shap(
         data = _as_matrix(background, estimator, "background")
         if data.shape[0] == 0:
             raise ValueError("background has no rows.")
-        return _interventional(converted, X32, data)
+        return _interventional(converted, X32, data, n_jobs)
     explainer = _import_shap().TreeExplainer(converted, feature_perturbation="tree_path_dependent")
-    values = np.asarray(explainer.shap_values(X32), dtype=np.float64)
+    values = _path_dependent(explainer, X32, n_jobs)
     return values, float(np.ravel(explainer.expected_value)[0])
+
+
+#: Rows below which path-dependent TreeSHAP stays in one process (forking costs more than it saves).
+_PARALLEL_MIN_ROWS = 2000
+_EXPLAINER: Any = None  # the explainer forked workers inherit
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _shap_rows(rows: np.ndarray) -> np.ndarray:
+    return np.asarray(_EXPLAINER.shap_values(rows), dtype=np.float64)
+
+
+def _path_dependent(explainer: Any, X32: np.ndarray, n_jobs: int | None) -> np.ndarray:
+    """shap's path-dependent TreeSHAP (C code that holds the GIL), over ``n_jobs`` forked processes for large X."""
+    global _EXPLAINER
+    jobs = _cores() if n_jobs is None else max(1, int(n_jobs))
+    jobs = min(jobs, max(1, X32.shape[0] // (_PARALLEL_MIN_ROWS // 2)))
+    if jobs == 1 or not sys.platform.startswith("linux"):
+        return np.asarray(explainer.shap_values(X32), dtype=np.float64)
+    _EXPLAINER = explainer
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            parts = pool.map(_shap_rows, np.array_split(X32, jobs))
+    finally:
+        _EXPLAINER = None
+    return np.concatenate(parts, axis=0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -55,6 +56,41 @@ def _artifact_root(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts"
 
 
+def _store_engine(client: MlflowClient):
+    """The SQLAlchemy engine of a database-backed tracking store (None for a server or a file store)."""
+    return getattr(getattr(client, "_tracking_client", None) and client._tracking_client.store, "engine", None)
+
+
+def _sqlite_connection_pragmas(dbapi_connection, connection_record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA busy_timeout = 120000")
+    cursor.close()
+
+
+_TUNED_ENGINES: set[int] = set()
+
+
+def _tune_sqlite_store(client: MlflowClient) -> None:
+    """Put a SQLite tracking store in WAL mode with ``synchronous=NORMAL`` (once per engine).
+
+    MLflow opens SQLite in rollback-journal mode, where each commit costs an fsync of the database and its
+    journal (about 0.8 ms); in WAL mode a commit appends to the log (about 0.03 ms), readers no longer block
+    the writer, and ``synchronous=NORMAL`` is still safe against a crashed process. ``journal_mode`` is stored
+    in the file; the other pragmas are set on each new connection.
+    """
+    import sqlalchemy
+
+    engine = _store_engine(client)
+    if engine is None or engine.dialect.name != "sqlite" or id(engine) in _TUNED_ENGINES:
+        return
+    _TUNED_ENGINES.add(id(engine))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+    sqlalchemy.event.listen(engine, "connect", _sqlite_connection_pragmas)
+    engine.dispose()  # later connections are made with the pragmas above
+
+
 class Tracker:
     """Log cartrisk runs to one MLflow experiment.
 
@@ -72,12 +108,16 @@ class Tracker:
         root = _artifact_root(tracking_uri)
         if root is not None:
             root.parent.mkdir(parents=True, exist_ok=True)
+        if tracking_uri.startswith(("http://", "https://")):
+            # MLflow prints a link to stdout after each ended run, and fetches the run once more to do so
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client: MlflowClient = open_client(tracking_uri)  # a SQLite store is created under a file lock
         self._experiment_id: str | None = None
 
     @property
     def experiment_id(self) -> str:
         if self._experiment_id is None:
+            _tune_sqlite_store(self.client)
             found = self.client.get_experiment_by_name(self.experiment)
             if found is not None:
                 self._experiment_id = found.experiment_id
@@ -208,6 +248,28 @@ class Tracker:
                        for k, v in flatten(params or {}).items()]
         tag_items = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
         self.client.log_batch(run_id, metrics=items[:1000], params=param_items[:100], tags=tag_items)
+
+    def record_run(self, name: str, *, parent_run_id: str | None = None, tags: Mapping[str, Any] | None = None,
+                   params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+                   step_metrics: list[tuple[str, float, int]] | None = None, status: str = "FINISHED",
+                   start_ms: int | None = None, end_ms: int | None = None) -> str:
+        """Log a whole run after the fact: created with its tags and start time, one batch of parameters,
+        metrics and tags, then ended with ``status`` at ``end_ms`` (three requests, whatever the content)."""
+        all_tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent_run_id is not None:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id, start_time=start_ms, run_name=name, tags=all_tags)
+        run_id = run.info.run_id
+        if params or metrics or step_metrics:
+            self.log_batch(run_id, params=params, metrics=metrics, step_metrics=step_metrics)
+        self.client.set_terminated(run_id, status, end_time=end_ms)
+        return run_id
+
+    def release_connections(self) -> None:
+        """Close the tracking store's pooled database connections (before a fork: none may cross it)."""
+        engine = _store_engine(self.client)
+        if engine is not None:
+            engine.dispose()
 
     # ---- finding runs and their artefacts
 

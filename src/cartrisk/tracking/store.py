@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from cartrisk.exceptions import ConfigError
-from cartrisk.paths import writable_folder
+from cartrisk.paths import file_lock, writable_folder
 
 __all__ = ["LOCK_TIMEOUT_SECONDS", "check_storage_url", "check_tracking_uri", "create_experiment", "creation_lock",
-           "database_lock", "open_client", "require_store", "sqlite_path"]
+           "open_client", "require_store", "sqlite_path"]
 
 #: How long a command waits for another one that is creating the same store.
 LOCK_TIMEOUT_SECONDS = 600
@@ -136,19 +136,7 @@ def require_store(uri: str, *, where: str = "--tracking-uri") -> None:
 
 def creation_lock(database: Path):
     """A file lock beside ``database`` (``NAME.lock``) that serialises its creation between processes."""
-    from filelock import FileLock
-
-    database.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(database) + ".lock", timeout=LOCK_TIMEOUT_SECONDS)
-
-
-def database_lock(url: str):
-    """:func:`creation_lock` for a ``sqlite:///`` URL; a lock that does nothing for any other (a journal file has
-    Optuna's own lock, a database server its own transactions)."""
-    import contextlib
-
-    path = sqlite_path(url)
-    return contextlib.nullcontext() if path is None else creation_lock(path)
+    return file_lock(str(database) + ".lock", timeout=LOCK_TIMEOUT_SECONDS)
 
 
 def _tables(path: Path) -> set[str]:

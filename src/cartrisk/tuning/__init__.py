@@ -16,9 +16,10 @@ _EXPORTS = {
     "StudyJob": "studies",
     "StudyResult": "nested",
     "Terminated": "studies",
-    "TrackedObjective": "nested",
+    "TrackedObjective": "tracked",
     "default_storage": "studies",
     "fingerprint": "search",
+    "join_experiment": "nested",
     "list_studies": "studies",
     "make_pruner": "search",
     "make_sampler": "search",
@@ -27,7 +28,7 @@ _EXPORTS = {
     "prepare_studies": "studies",
     "run_study": "nested",
     "run_trials": "studies",
-    "run_workers": "studies",
+    "run_workers": "workers",
     "sigterm_as_interrupt": "studies",
 }
 __all__ = sorted(_EXPORTS)

@@ -27,9 +27,12 @@ outer-CV metrics, the best parameters and the refitted pipeline.
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
@@ -52,8 +55,6 @@ from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.modelling.leakage import guard_experiment
 from cartrisk.modelling.pipeline import SurvivalPipeline
 from cartrisk.progress import Progress, no_progress
-from cartrisk.tracking import Tracker
-from cartrisk.tracking.store import database_lock
 from cartrisk.tuning.search import (
     Objective,
     ObjectiveSpec,
@@ -64,6 +65,7 @@ from cartrisk.tuning.search import (
 )
 from cartrisk.tuning.studies import (
     COUNTED,
+    HEARTBEAT_SECONDS,
     StudyJob,
     counts,
     default_storage,
@@ -71,10 +73,27 @@ from cartrisk.tuning.studies import (
     prepare_studies,
     run_base,
     run_trials,
+    study_lock,
+    wait_for_running,
+)
+from cartrisk.tuning.tracked import TrackedObjective, reconcile_trial_runs
+from cartrisk.tuning.workers import (
+    DEADLINE_ATTR,
+    EXPERIMENT_ATTR,
+    GROUP_ATTR,
+    INDEX_ATTR,
+    TRIALS_ATTR,
+    JoinResult,
+    join_study,
+    release_connections,
     run_workers,
+    start_method,
 )
 
-__all__ = ["StudyResult", "TrackedObjective", "outer_splits", "run_study"]
+if TYPE_CHECKING:  # MLflow is imported only when a run is tracked
+    from cartrisk.tracking import Tracker
+
+__all__ = ["StudyResult", "TrackedObjective", "join_experiment", "outer_splits", "run_study"]
 
 PARENT_ATTR = "mlflow.parent_run_id"
 RUN_ATTR = "mlflow.run_id"
@@ -136,61 +155,6 @@ class StudyResult:
     def summary(self) -> pd.DataFrame:
         """Outer-CV mean, sd and 95% interval of every metric (as :meth:`CVResult.summary`)."""
         return self.outer.summary()
-
-
-class TrackedObjective:
-    """Wrap an objective so that each trial is one MLflow run nested under its study's run.
-
-    The run is opened before the trial starts and closed FINISHED (complete or pruned, with the
-    Optuna state as tag ``state``), FAILED (an error) or KILLED (interrupted, SIGTERM included).
-    Picklable: a worker process opens its own MLflow client.
-    """
-
-    def __init__(self, objective: Callable[[optuna.Trial], float], tracking_uri: str, experiment: str,
-                 study_name: str, study_run_id: str) -> None:
-        self.objective = objective
-        self.tracking_uri = tracking_uri
-        self.experiment = experiment
-        self.study_name = study_name
-        self.study_run_id = study_run_id
-        self._tracker: Tracker | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tracker": None}
-
-    @property
-    def tracker(self) -> Tracker:
-        if self._tracker is None:
-            self._tracker = Tracker(self.tracking_uri, self.experiment)
-        return self._tracker
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        tags = {"cartrisk.kind": "trial", "cartrisk.study": self.study_name, "cartrisk.trial": str(trial.number)}
-        start = time.perf_counter()
-        pruned: optuna.TrialPruned | None = None
-        with self.tracker.run(f"trial {trial.number}", parent_run_id=self.study_run_id, tags=tags) as run_id:
-            try:
-                value = self.objective(trial)
-            except optuna.TrialPruned as exc:
-                pruned, value = exc, None
-            except BaseException:
-                self._log(run_id, trial, "FAIL", None, start)
-                raise
-            self._log(run_id, trial, "PRUNED" if pruned else "COMPLETE", value, start)
-        if pruned is not None:
-            raise pruned
-        return value
-
-    def _log(self, run_id: str, trial: optuna.Trial, state: str, value: float | None, start: float) -> None:
-        inner = trial.user_attrs.get("inner_cv", {})
-        steps = [("fold_value", v, k) for k, v in enumerate(inner.get("fold_values", []))]
-        for metric, values in inner.get("metrics", {}).items():
-            steps += [(f"fold.{metric}", v, k) for k, v in enumerate(values)]
-        metrics = {"duration_seconds": time.perf_counter() - start, "work_seconds": inner.get("work_seconds")}
-        if value is not None:
-            metrics["value"] = value
-        self.tracker.log_batch(run_id, params=trial.params, metrics=metrics, step_metrics=steps,
-                               tags={"state": state})
 
 
 def _tuning(cfg: ExperimentConfig):
@@ -258,7 +222,8 @@ def _require_best(study: optuna.Study, label: str) -> optuna.trial.FrozenTrial:
 
 def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage: str | None = None,
               n_trials: int | None = None, timeout: float | None = None, resume: bool = False,
-              progress: Progress | None = None, workers: int | None = None) -> StudyResult:
+              progress: Progress | None = None, workers: int | None = None,
+              heartbeat_seconds: int | None = None) -> StudyResult:
     """Tune an experiment by nested cross-validation (see the module docstring) and refit the best model.
 
     Parameters
@@ -280,7 +245,11 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     progress : callable, optional
         ``progress(stage, done, total, best_value)`` (:class:`cartrisk.progress.Progress`), one stage per study.
     workers : int, optional
-        Local worker processes (default ``tuning.workers``); 1 runs in this process.
+        Local worker processes (default ``tuning.workers``, else as many as this process has cores); 1 runs in
+        this process. Workers started elsewhere (``cartrisk worker``) may join the studies while they run.
+    heartbeat_seconds : int, optional
+        Heartbeat interval of running trials on database storages (default 10 s; a trial is failed and replaced
+        after three missed heartbeats).
 
     Returns
     -------
@@ -291,7 +260,7 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
         raise ConfigError(f"{cfg.name}: no [tuning] table (an experiment without one is run by cartrisk evaluate)")
     n_trials = t.n_trials if n_trials is None else int(n_trials)
     timeout = t.timeout_seconds if timeout is None else timeout
-    workers = t.workers if workers is None else int(workers)
+    workers = (t.workers or default_workers()) if workers is None else int(workers)
     if n_trials < 1 or workers < 1 or (timeout is not None and timeout <= 0):
         raise ConfigError(f"n_trials and workers must be at least 1 and timeout positive, got {n_trials}, {workers}, "
                           f"{timeout}")
@@ -304,14 +273,13 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     leakage = guard_experiment(cfg, data)  # before any fit
     y = data.y
     splits = outer_splits(cfg, y)
-    with database_lock(url):  # two commands creating one SQLite storage at once
-        store = open_storage(url)
+    store = open_storage(url, heartbeat_seconds=heartbeat_seconds or HEARTBEAT_SECONDS)  # created under a lock
     requested = t.study_name or cfg.name
     base = run_base(store, requested, resume=resume, where=url)  # a rerun starts new studies, --resume continues
     names = [f"{base}.outer{k + 1}" for k in range(len(splits))] + [f"{base}.final"]
     labels = [f"outer {k + 1}/{len(splits)}" for k in range(len(splits))] + ["final"]
-    prepare_studies(store, names, spec.direction, resume=resume, fingerprint=fingerprint(cfg, data.data_hash),
-                    where=url)
+    stale = prepare_studies(store, names, spec.direction, resume=resume,
+                            fingerprint=fingerprint(cfg, data.data_hash), where=url)
     studies = [optuna.load_study(study_name=name, storage=store) for name in names]
     report = progress or no_progress
 
@@ -320,28 +288,79 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
         if tracker is not None:
             parent_id, run_ids = _open_runs(stack, tracker, cfg, data, studies, labels, spec, url, resume, leakage)
             tracker.set_tags(parent_id, {"cartrisk.study": base, "cartrisk.study_base": requested})
+            for study in studies:  # runs of the trials a killed process left running, or never logged
+                if stale.get(study.study_name):
+                    reconcile_trial_runs(tracker, study.study_name, run_ids[study.study_name],
+                                         study.get_trials(deepcopy=False))
         start = time.time()
-        plan = _Plan(cfg, tuple(names), n_trials, None if timeout is None else (start, start + timeout),
+        budget = None if timeout is None else (start, start + timeout)
+        plan = _Plan(cfg, tuple(names), n_trials, budget,
                      None if tracker is None else (tracker.tracking_uri, tracker.experiment, run_ids),
                      data.data_hash)
+        _mark_for_workers(studies, cfg.name, base, n_trials, budget)
 
         def poll() -> None:
             for label, study in zip(labels, studies, strict=True):
                 report(label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study))
 
         poll()
+        if workers > 1:
+            def release() -> None:  # no database connection may cross the fork
+                release_connections(store)
+                if tracker is not None:
+                    tracker.release_connections()
+
+            make_jobs = functools.partial(plan.jobs, data) if start_method() == "fork" else plan.jobs
+            run_workers(url, make_jobs, workers, poll=poll, before_start=release,
+                        heartbeat_seconds=heartbeat_seconds)
+        # In this process: every study with one worker; then, whatever the workers, wait for the trials that
+        # joined workers still run, and run here the trials of joined workers that died (failed, not replaced).
+        jobs = plan.jobs(data)
+        progress_of = {job.name: (lambda _t, label=label, study=study: report(
+            label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study)))
+            for label, study, job in zip(labels, studies, jobs, strict=True)}
         if workers == 1:
-            for label, study, job in zip(labels, studies, plan.jobs(data), strict=True):
-                run_trials(store, job, on_trial=lambda _t, label=label, study=study: report(
-                    label, len(study.get_trials(deepcopy=False, states=COUNTED)), n_trials, _best_value(study)))
-        else:
-            run_workers(url, plan.jobs, workers, poll=poll)
+            for job in jobs:
+                run_trials(store, job, lock=study_lock(url, job.name, store), on_trial=progress_of[job.name])
+        for study, job in zip(studies, jobs, strict=True):
+            _complete(store, url, study, job, progress_of[job.name], poll)
         poll()
         result = _score(cfg, space, spec, data, splits, studies, labels, base)
         result.parent_run_id, result.study_run_ids = parent_id, run_ids
         if tracker is not None:
             _log_results(tracker, result, studies, names, run_ids, parent_id)
+    release_connections(store)
     return result
+
+
+def default_workers() -> int:
+    """Worker processes when neither the option nor the experiment says: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _mark_for_workers(studies: list[optuna.Study], experiment: str, group: str, n_trials: int,
+                      budget: tuple[float, float] | None) -> None:
+    """Record in each study what a joining worker (``cartrisk worker``) needs to find and fill it."""
+    for k, study in enumerate(studies):
+        # the group last: a worker takes a study only once it has the group and everything before it
+        for key, value in ((EXPERIMENT_ATTR, experiment), (INDEX_ATTR, k), (TRIALS_ATTR, n_trials),
+                           (DEADLINE_ATTR, None if budget is None else list(budget)), (GROUP_ATTR, group)):
+            if study.user_attrs.get(key) != value:
+                study.set_user_attr(key, value)
+
+
+def _complete(store, url: str, study: optuna.Study, job: StudyJob, on_trial, poll) -> None:
+    """Wait until no trial of ``study`` runs elsewhere; run here any trial still missing (a dead worker's)."""
+    while True:
+        wait_for_running(study, job, poll=poll)
+        if job.deadline is not None and time.time() >= job.deadline:
+            return
+        if len(study.get_trials(deepcopy=False, states=COUNTED)) >= job.n_trials:
+            return
+        run_trials(store, job, lock=study_lock(url, job.name, store), on_trial=on_trial)
 
 
 @dataclass(frozen=True)
@@ -377,8 +396,44 @@ class _Plan:
         for i, (name, obj) in enumerate(zip(self.names, objectives, strict=True)):
             budget = None if self.budget is None else (*self.budget, (i + 1) / len(self.names))
             jobs.append(StudyJob(name, obj, self.n_trials, derived_seed(cfg.seed, 1000 + i), t.sampler,
-                                 t.startup_trials, t.pruner, t.prune_warmup_folds, budget))
+                                 t.startup_trials, t.pruner, t.prune_warmup_folds, budget, draw=space.suggest))
         return jobs
+
+
+def join_experiment(cfg: ExperimentConfig, storage: str, *, tracking: tuple[str, str] | None = None,
+                    max_trials: int | None = None, wait_seconds: float = 0.0, heartbeat_seconds: int | None = None,
+                    on_trial: Callable[[str, optuna.trial.FrozenTrial], None] | None = None,
+                    on_start: Callable[[str, optuna.Trial], None] | None = None) -> JoinResult:
+    """Join the studies a running ``cartrisk tune`` of ``cfg`` created in ``storage`` (``cartrisk worker``).
+
+    The worker loads the experiment's data itself and refuses to join studies whose recorded fingerprint
+    (data SHA-256, features, search spaces, objective, folds, seed) differs from its own. It runs trials in
+    the run's studies, in order, until each holds the count the run asked for (or ``max_trials`` in all),
+    and logs each trial under the study's MLflow run when ``tracking`` = ``(tracking URI, experiment)``
+    is given and the run was tracked.
+
+    Returns
+    -------
+    cartrisk.tuning.workers.JoinResult
+    """
+    _tuning(cfg)
+    data = load_dataset(cfg.data, seed=cfg.seed)
+    mark = fingerprint(cfg, data.data_hash)
+
+    def make_jobs(studies: list) -> list[StudyJob]:
+        attrs = studies[0].user_attrs
+        run_ids = {s.study_name: s.user_attrs.get(RUN_ATTR) for s in studies}
+        tracked = None
+        if tracking is not None and all(run_ids.values()):
+            tracked = (*tracking, run_ids)
+        budget = attrs.get(DEADLINE_ATTR)
+        plan = _Plan(cfg, tuple(s.study_name for s in studies), int(attrs[TRIALS_ATTR]),
+                     None if budget is None else tuple(budget), tracked, data.data_hash)
+        return plan.jobs(data)
+
+    return join_study(storage, mark, cfg.name, make_jobs, n_studies=_tuning(cfg).outer_folds + 1,
+                      max_trials=max_trials, wait_seconds=wait_seconds, heartbeat_seconds=heartbeat_seconds,
+                      on_trial=on_trial, on_start=on_start)
 
 
 def _score(cfg, space, spec, data, splits, studies, labels, base) -> StudyResult:

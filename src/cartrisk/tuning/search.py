@@ -193,6 +193,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         label, params = self.space.suggest(trial)
         template = self.space.pipeline(label, params)
+        prunes = not isinstance(getattr(getattr(trial, "study", None), "pruner", None), optuna.pruners.NopPruner)
         fold_metrics: dict[str, list[float]] = {m: [] for m in self.objective.metrics}
         values: list[float] = []
         work = 0.0
@@ -205,8 +206,9 @@ class Objective:
             for m, v in scores.items():
                 fold_metrics[m].append(v)
             values.append(self.objective.combine(scores))
-            trial.report(values[-1], k)
-            if k + 1 < len(self.splits) and trial.should_prune():
+            if prunes:  # each report is a write to the storage: only when a pruner reads it
+                trial.report(values[-1], k)
+            if prunes and k + 1 < len(self.splits) and trial.should_prune():
                 trial.set_user_attr("inner_cv", {"fold_values": values, "metrics": fold_metrics,
                                                  "work_seconds": work})
                 raise optuna.TrialPruned(f"fold {k + 1} of {len(self.splits)}: {values[-1]:.4f}")

@@ -1,8 +1,9 @@
-"""Where studies live and how their trials run: storage, resume, an exact trial count, worker processes.
+"""Where studies live and how their trials run: storage, resume, an exact trial count, stale trials.
 
 Storage
-    ``sqlite:///PATH`` (the default, ``mlruns/optuna.db``), any other SQLAlchemy URL Optuna's
-    RDB storage accepts (PostgreSQL, MySQL), or ``journal:PATH``: Optuna's journal file
+    ``sqlite:///PATH`` (the default, ``mlruns/optuna.db``), ``postgresql://USER@HOST:PORT/DB`` (the
+    multi-host choice; the driver is the optional extra ``pip install 'cartrisk[postgres]'``), any other
+    SQLAlchemy URL Optuna's RDB storage accepts, or ``journal:PATH``: Optuna's journal file
     (``JournalStorage(JournalFileBackend(PATH))``, an append-only log under a file lock). SQLite
     files are opened in WAL mode with ``synchronous=NORMAL`` and a 120-second busy timeout: readers
     no longer block the writer, a commit costs no fsync of the whole database, and a writer that
@@ -18,10 +19,18 @@ Runs
 
 Trial count
     Trials are run with Optuna's ask-and-tell interface. Before asking, a worker counts the
-    study's finished (complete or pruned) and running trials under a lock shared by the local
-    workers, and asks only if that count is below the target, so K workers together finish
-    exactly the asked number: none is lost, none runs twice. Failed trials do not count and are
-    replaced. A resumed study counts what is already finished and runs only the rest.
+    study's finished (complete or pruned) and running trials under a lock held in the storage
+    itself (:func:`study_lock`: a PostgreSQL advisory lock, a file lock beside a SQLite database or a
+    journal file), and asks only if that count is below the target, so any number of workers, on
+    any number of hosts, together finish exactly the asked number: none is lost, none runs twice.
+    Failed trials do not count and are replaced. A resumed study counts what is already finished
+    and runs only the rest.
+
+Stale trials
+    On database storages every running trial records a heartbeat every ``heartbeat_seconds``
+    (default 10) from a thread of its worker. Before asking, a worker fails the trials whose
+    heartbeat is older than the grace period (three heartbeats): the trials of a worker that was
+    killed (SIGKILL, a lost host) are failed and replaced, without waiting for a ``--resume``.
 
 Seeds
     Each trial's sampler is seeded from the study's seed and the trial's index among the
@@ -33,11 +42,13 @@ Seeds
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import datetime
+import hashlib
 import re
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,15 +57,17 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from cartrisk.exceptions import CartriskError, ConfigError
+from cartrisk.paths import file_lock
 from cartrisk.tuning.search import make_pruner, make_sampler
 
 __all__ = ["RUN_SUFFIX", "StudyJob", "Terminated", "check_resumable", "default_storage", "list_studies",
-           "open_storage", "prepare_studies", "run_base", "run_trials", "run_workers", "sigterm_as_interrupt",
-           "storage_exists"]
+           "open_storage", "prepare_studies", "run_base", "run_trials", "sigterm_as_interrupt", "storage_exists",
+           "study_lock", "wait_for_running"]
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 #: Errors of a parameter combination (a fit that fails numerically): the trial FAILs and the study goes on.
@@ -63,6 +76,10 @@ FINGERPRINT_ATTR = "cartrisk.fingerprint"
 #: A new run of an experiment whose studies exist gets studies ``NAME.run2.outer1`` ... (see :func:`run_base`).
 RUN_SUFFIX = ".run"
 SQLITE_TIMEOUT_SECONDS = 120
+#: Seconds between two heartbeats of a running trial; a trial is stale after GRACE_HEARTBEATS missed ones.
+HEARTBEAT_SECONDS = 10
+GRACE_HEARTBEATS = 3
+_CREATION_KEY = 0x6361727472697368  # an advisory lock key of cartrisk's own ("cartrish")
 
 
 class Terminated(KeyboardInterrupt):
@@ -100,26 +117,152 @@ def _sqlite_tuning(dbapi_connection, connection_record) -> None:
     cursor.close()
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open (and create) an Optuna storage from a URL or ``journal:PATH``; see the module docstring."""
+def _driver_url(url: str) -> str:
+    """``postgresql://`` means SQLAlchemy's psycopg2 dialect; cartrisk's extra installs psycopg 3."""
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"storage {_safe(url)}: the PostgreSQL driver is not installed; install it with "
+                              "pip install 'cartrisk[postgres]' (psycopg)") from None
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, sep, tail = url.partition("://")
+    if "@" in tail and ":" in tail.split("@", 1)[0]:
+        user = tail.split("@", 1)[0].split(":", 1)[0]
+        tail = f"{user}:***@" + tail.split("@", 1)[1]
+    return head + sep + tail
+
+
+def open_storage(url: str, *, heartbeat_seconds: int | None = HEARTBEAT_SECONDS) -> optuna.storages.BaseStorage:
+    """Open (and create) an Optuna storage from a URL or ``journal:PATH``; see the module docstring.
+
+    Parameters
+    ----------
+    url : str
+    heartbeat_seconds : int or None, default 10
+        Heartbeat interval of running trials on database storages (the grace period is three of them);
+        None turns stale-trial detection off.
+    """
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:").removeprefix("//"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     if "://" not in url:
         raise ConfigError(f"storage {url!r} is neither a database URL (sqlite:///optuna.db) nor journal:PATH")
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        import sqlalchemy
+    import sqlalchemy
 
-        rdb = RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}})
-        with rdb.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA journal_mode = WAL")  # persistent: stored in the database file
-        sqlalchemy.event.listen(rdb.engine, "connect", _sqlite_tuning)
-        rdb.engine.dispose()  # later connections are made with the pragmas above
+    beats = {} if heartbeat_seconds is None else {"heartbeat_interval": int(heartbeat_seconds),
+                                                  "grace_period": GRACE_HEARTBEATS * int(heartbeat_seconds)}
+    sqlite = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+    if sqlite:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}
     else:
-        rdb = RDBStorage(url)
+        engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
+    try:
+        with warnings.catch_warnings(), _creation_lock(url):
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+            rdb = RDBStorage(_driver_url(url), engine_kwargs=engine_kwargs, **beats)
+        if sqlite:
+            with rdb.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode = WAL")  # persistent: stored in the database file
+            sqlalchemy.event.listen(rdb.engine, "connect", _sqlite_tuning)
+            rdb.engine.dispose()  # later connections are made with the pragmas above
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError, ImportError) as err:
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise ConfigError(f"storage {_safe(url)}: cannot open it ({reason}); check the URL, that the database "
+                          "server runs and accepts this user, and that the database exists") from None
     return optuna.storages.get_storage(rdb)  # adds Optuna's cache in front of the database
+
+
+@contextlib.contextmanager
+def _creation_lock(url: str) -> Iterator[None]:
+    """One process at a time creates Optuna's tables (several workers may start together on a new database: without
+    it, all but one fail with ``duplicate key ... pg_type_typname_nsp_index`` on PostgreSQL, ``table ... already
+    exists`` on SQLite). PostgreSQL: an advisory lock; a SQLite file: an ``flock`` beside it."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        with file_lock(Path(url.removeprefix("sqlite:///") + ".cartrisk-create-lock")):
+            yield
+        return
+    if not url.startswith(("postgresql", "postgres://")):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(_driver_url(url), poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_CREATION_KEY})")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_CREATION_KEY})")
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def storage_engine(storage: optuna.storages.BaseStorage):
+    """The SQLAlchemy engine behind a (cached) RDB storage, or None for a journal."""
+    backend = getattr(storage, "_backend", storage)
+    return getattr(backend, "engine", None)
+
+
+class StudyLock:
+    """A lock on one study shared by every process that opens the same storage (see :func:`study_lock`)."""
+
+    def __init__(self, url: str, name: str, storage: optuna.storages.BaseStorage | None = None) -> None:
+        self.url, self.name, self.storage = url, name, storage
+        self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "storage": None}
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        url = self.url
+        if url.startswith("journal:"):
+            with file_lock(Path(url.removeprefix("journal:").removeprefix("//") + ".cartrisk-lock")):
+                yield
+        elif url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            with file_lock(Path(url.removeprefix("sqlite:///") + ".cartrisk-lock")):
+                yield
+        elif url.startswith(("postgresql", "postgres://")):
+            engine = storage_engine(self.storage) if self.storage is not None else None
+            if engine is None:
+                import sqlalchemy
+
+                engine = sqlalchemy.create_engine(_driver_url(url))
+            with engine.connect() as conn:  # a session lock: released by the server if this process dies
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({self.key})")
+                try:
+                    yield
+                finally:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.key})")
+                    conn.commit()
+        else:  # in memory, or a database without a lock cartrisk knows: one process only
+            yield
+
+    def __enter__(self) -> None:
+        self._context = self._held()
+        self._context.__enter__()
+
+    def __exit__(self, *exc) -> None:
+        self._context.__exit__(*exc)
+
+
+def study_lock(url: str, name: str, storage: optuna.storages.BaseStorage | None = None) -> StudyLock:
+    """The lock under which workers count a study's trials and ask for the next one.
+
+    PostgreSQL: an advisory lock on a connection of ``storage``'s engine (released by the server when the
+    process dies); SQLite and journal files: an ``flock`` on ``PATH.cartrisk-lock`` beside them (one host).
+    """
+    return StudyLock(url, name, storage)
 
 
 def counts(trials: list[FrozenTrial]) -> dict[str, int]:
@@ -245,6 +388,11 @@ class StudyJob:
     budget : tuple of (start, end, share) or None
         Wall-clock times (``time.time()``) between which the run's time budget is shared, and this study's
         share: it asks for no new trial after ``start + share * (end - start)``.
+    draw : callable(trial), optional
+        The objective's own ``suggest_*`` calls (e.g. :meth:`cartrisk.tuning.search.SearchSpace.suggest`). With it,
+        and an independent sampler (TPE, random), a trial's parameters are drawn before the trial is created and
+        written with it in one transaction, instead of one write (and one read of the study) per parameter; the
+        objective's own calls then read them back. The draws are the sampler's, in the same order.
     """
 
     name: str
@@ -256,6 +404,7 @@ class StudyJob:
     pruner: str = "median"
     warmup_folds: int = 1
     budget: tuple[float, float, float] | None = None
+    draw: Callable[[Any], Any] | None = None
 
     @property
     def deadline(self) -> float | None:
@@ -269,18 +418,131 @@ def trial_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def fail_stale(study: optuna.Study) -> list[FrozenTrial]:
+    """Fail the study's running trials whose heartbeat is older than the grace period; return them (failed).
+
+    What :func:`optuna.storages.fail_stale_trials` does, with a ``fail_reason`` attribute on each trial. A no-op
+    on storages without heartbeats (journal files, or ``heartbeat_seconds=None``).
+    """
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return []
+    failed = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", "its worker stopped sending heartbeats (killed, or "
+                                        "its host lost); failed and replaced")
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                failed.append(storage.get_trial(trial_id))
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+            continue
+    return failed
+
+
+def _beats(storage: optuna.storages.BaseStorage) -> bool:
+    return isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)
+
+
+@contextlib.contextmanager
+def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every interval until the block ends (database storages; the first one is
+    recorded right after the trial is asked for, under the study lock)."""
+    if not _beats(storage):
+        yield
+        return
+    interval = storage.get_heartbeat_interval()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            with contextlib.suppress(Exception):  # a missed beat only risks the trial being failed later
+                storage.record_heartbeat(trial_id)
+
+    thread = threading.Thread(target=beat, name=f"cartrisk-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _hold_signals():
+    """Hold SIGTERM and SIGINT back (main thread, POSIX); :func:`_release_signals` delivers them."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+
+
+def _release_signals(previous) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _Draw:
+    """Stands in for a trial while a sampler draws its parameters (see ``StudyJob.draw``)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+        now = datetime.datetime.now()
+        self.frozen = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, datetime_start=now,
+                                  datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
+                                  intermediate_values={}, trial_id=-1)
+
+    def _draw(self, name: str, distribution) -> Any:
+        if name in self.frozen.distributions:
+            return self.frozen.params[name]
+        if distribution.single():
+            value = optuna.distributions._get_single_value(distribution)
+        else:
+            value = self.study.sampler.sample_independent(self.study, self.frozen, name, distribution)
+        self.frozen.distributions[name] = distribution
+        self.frozen.params[name] = value
+        return value
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False):
+        return self._draw(name, optuna.distributions.FloatDistribution(low, high, step=step, log=log))
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False):
+        return self._draw(name, optuna.distributions.IntDistribution(low, high, step=step, log=log))
+
+    def suggest_categorical(self, name: str, choices):
+        return self._draw(name, optuna.distributions.CategoricalDistribution(choices))
+
+
+def _ask(study: optuna.Study, job: StudyJob) -> optuna.Trial:
+    """A new running trial; its parameters drawn beforehand and written with it when the job says how."""
+    if job.draw is None or job.sampler not in ("tpe", "random"):
+        with warnings.catch_warnings():  # cartrisk records the heartbeats itself (_heartbeat below)
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
+            return study.ask()
+    draw = _Draw(study)
+    study.sampler.before_trial(study, draw.frozen)
+    job.draw(draw)
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=draw.frozen)
+    return optuna.Trial(study, trial_id)
+
+
 def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None,
-               on_trial: Callable[[FrozenTrial], None] | None = None) -> int:
+               on_trial: Callable[[FrozenTrial], None] | None = None,
+               on_stale: Callable[[FrozenTrial], None] | None = None, max_trials: int | None = None,
+               on_start: Callable[[optuna.Trial], None] | None = None) -> int:
     """Run trials of ``job`` until the study holds ``job.n_trials`` finished ones (or its time is up).
 
     Parameters
     ----------
     storage : BaseStorage
     job : StudyJob
-    lock : multiprocessing lock, optional
-        Shared by the local workers of the same study: counting and asking happen under it.
+    lock : context manager, optional
+        Shared by every worker of the study (:func:`study_lock`): counting and asking happen under it.
     on_trial : callable(FrozenTrial), optional
         Called after each trial this call ran.
+    on_stale : callable(FrozenTrial), optional
+        Called with each trial of a dead worker that this call failed (it is then replaced).
+    on_start : callable(Trial), optional
+        Called with each trial this call asked for, before it runs.
+    max_trials : int, optional
+        Finish at most this many trials in this call (a worker's share), whatever the study still needs.
 
     Returns
     -------
@@ -293,21 +555,53 @@ def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None
         When more trials failed in this call than ``job.n_trials``; the last error is chained.
     """
     lock = lock if lock is not None else contextlib.nullcontext()
+    flush = getattr(job.objective, "flush", None)  # a tracked objective logs from a thread: wait for it at the end
+    try:
+        done = _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start)
+    except BaseException:
+        if flush is not None:
+            with contextlib.suppress(Exception):
+                flush()
+        raise
+    if flush is not None:
+        flush()
+    return done
+
+
+def _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start) -> int:
     study = optuna.load_study(study_name=job.name, storage=storage,
                               pruner=make_pruner(job.pruner, job.startup_trials, job.warmup_folds))
     done = failed = 0
-    while True:
+    while max_trials is None or done < max_trials:
         if job.deadline is not None and time.time() >= job.deadline:
             return done
         with lock:
+            stale = fail_stale(study)
             state = counts(study.get_trials(deepcopy=False))
             index = state["COMPLETE"] + state["PRUNED"] + state["RUNNING"]
-            if index >= job.n_trials:
-                return done
-            study.sampler = make_sampler(job.sampler, trial_seed(job.seed, index), job.startup_trials)
-            trial = study.ask()
+            trial = None
+            if index < job.n_trials:
+                study.sampler = make_sampler(job.sampler, trial_seed(job.seed, index), job.startup_trials)
+                held = _hold_signals()  # a SIGTERM now would leave the new trial running: it waits for the try below
+                try:
+                    trial = _ask(study, job)
+                    if _beats(storage):  # at once: a trial without any heartbeat is never found stale
+                        storage.record_heartbeat(trial._trial_id)
+                except BaseException:
+                    _release_signals(held)
+                    raise
+        if trial is None:
+            if stale:
+                _after_stale(job, study, stale, on_stale)
+            return done
         try:
-            value = job.objective(trial)
+            _release_signals(held)
+            if stale:
+                _after_stale(job, study, stale, on_stale)
+            if on_start is not None:
+                on_start(trial)
+            with _heartbeat(storage, trial._trial_id):
+                value = job.objective(trial)
         except optuna.TrialPruned:
             frozen = study.tell(trial, state=TrialState.PRUNED)
         except TRIAL_ERRORS as err:
@@ -329,57 +623,29 @@ def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None
         done += 1
         if on_trial is not None:
             on_trial(frozen)
+    return done
 
 
-def _worker_main(url: str, make_jobs: Callable[[], list[StudyJob]], lock, verbosity: int) -> None:
-    """Entry point of a worker process: open the storage, build the jobs (loading the data), fill each study."""
-    from threadpoolctl import threadpool_limits
+def _after_stale(job: StudyJob, study: optuna.Study, stale: list[FrozenTrial],
+                 on_stale: Callable[[FrozenTrial], None] | None) -> None:
+    """A dead worker's trials were failed: tell the caller, and let a tracked objective log the runs it lost."""
+    for t in stale if on_stale is not None else ():
+        on_stale(t)
+    reconcile = getattr(job.objective, "reconcile", None)
+    if reconcile is not None:
+        reconcile(study.get_trials(deepcopy=False))
 
-    optuna.logging.set_verbosity(verbosity)
-    with sigterm_as_interrupt(), threadpool_limits(limits=1):
-        storage = open_storage(url)
-        for job in make_jobs():
-            run_trials(storage, job, lock=lock)
 
-
-def run_workers(url: str, make_jobs: Callable[[], list[StudyJob]], n_workers: int, *,
-                poll: Callable[[], None] | None = None, poll_seconds: float = 0.5) -> None:
-    """Run the jobs ``make_jobs()`` builds (in order) with ``n_workers`` spawned processes.
-
-    Each worker opens the storage at ``url`` itself and calls ``make_jobs`` (a small picklable
-    callable: the data are loaded in the worker, not sent through the pipe). The calling process
-    waits, calling ``poll()`` every ``poll_seconds`` (progress). If it is interrupted (Ctrl-C, or
-    SIGTERM under :func:`sigterm_as_interrupt`) it terminates the workers, whose SIGTERM handlers
-    close their trials as failed, and waits for them.
-
-    Raises
-    ------
-    CartriskError
-        When a worker exits with an error (its traceback is on stderr).
-    """
-    ctx = multiprocessing.get_context("spawn")
-    lock = ctx.Lock()
-    procs = [ctx.Process(target=_worker_main, args=(url, make_jobs, lock, optuna.logging.get_verbosity()),
-                         name=f"cartrisk-tune-{i + 1}") for i in range(n_workers)]
-    try:
-        for p in procs:
-            p.start()
-        while any(p.is_alive() for p in procs):
-            for p in procs:
-                p.join(timeout=poll_seconds / len(procs))
-            if poll is not None:
-                poll()
-    except BaseException:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=60)
-        raise
-    bad = [(p.name, p.exitcode) for p in procs if p.exitcode != 0]
-    if bad:
-        raise CartriskError("tuning worker(s) failed: " + ", ".join(f"{n} (exit code {c})" for n, c in bad)
-                            + "; their error is printed above (stderr)")
+def wait_for_running(study: optuna.Study, job: StudyJob | None = None, *, poll: Callable[[], None] | None = None,
+                     poll_seconds: float = 0.5) -> None:
+    """Wait until no trial of ``study`` is running (other workers finish theirs, or theirs go stale and fail)."""
+    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        stale = fail_stale(study)
+        if stale and job is not None:
+            _after_stale(job, study, stale, None)
+        if poll is not None:
+            poll()
+        time.sleep(poll_seconds)
 
 
 def list_studies(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:

@@ -29,7 +29,8 @@ from cartrisk.data.survstats import km_at, km_median, logrank_test
 from cartrisk.data.table1 import group_code, table_one
 from cartrisk.evaluation.coxreg import cox_regression, ph_test
 from cartrisk.groups.figures import plot_km
-from cartrisk.plotting import GROUP_COLOURS, atomic_path, new_figure, save_figure
+from cartrisk.paths import atomic_path
+from cartrisk.plotting import GROUP_COLOURS, new_figure, save_figure
 from cartrisk.units import days_to_months, months_to_days
 
 __all__ = ["DescribeResult", "describe_generic", "describe_registry", "write_describe"]

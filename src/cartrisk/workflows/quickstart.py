@@ -102,13 +102,17 @@ def _stage(name: str, seconds: dict[str, float], progress: Progress | None) -> I
 
 def run_quickstart(*, tracker: Tracker, models_dir: str | Path = "models", n: int = 1500, n_test: int = 3000,
                    n_score: int = 1000, trials: int | None = None, seed: int = 0, bundle_name: str = "quickstart",
-                   progress: Progress | None = None) -> QuickstartResult:
-    """Run the main job; every artefact of the report goes to one MLflow run (returned)."""
+                   progress: Progress | None = None, workers: int | None = None) -> QuickstartResult:
+    """Run the main job; every artefact of the report goes to one MLflow run (returned).
+
+    ``workers``: worker processes of the tuning stage (default: as many as cores; see
+    :func:`cartrisk.tuning.run_study`)."""
     seconds: dict[str, float] = {}
     cfg = quickstart_experiment(n=n, seed=seed)
     with tracker.run("quickstart", tags={"cartrisk.kind": "quickstart"}) as run:
         out = _run_stages(cfg, tracker=tracker, run_id=run, models_dir=models_dir, n_test=n_test, n_score=n_score,
-                          trials=trials, bundle_name=bundle_name, seconds=seconds, progress=progress)
+                          trials=trials, bundle_name=bundle_name, seconds=seconds, progress=progress,
+                          workers=workers)
         headline = _headline(out)
         with tempfile.TemporaryDirectory() as tmp:
             written = _write_artifacts(out, Path(tmp), seed)
@@ -119,8 +123,8 @@ def run_quickstart(*, tracker: Tracker, models_dir: str | Path = "models", n: in
 
 
 def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_dir, n_test: int, n_score: int,
-                trials: int | None, bundle_name: str, seconds: dict[str, float], progress: Progress | None
-                ) -> _Outputs:
+                trials: int | None, bundle_name: str, seconds: dict[str, float], progress: Progress | None,
+                workers: int | None = None) -> _Outputs:
     """The job itself: each stage computes, nothing is written here but the bundle."""
     seed, n = cfg.seed, cfg.data.n
     with _stage("simulate", seconds, progress):
@@ -132,7 +136,7 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
         description = describe_registry(typed)
 
     with _stage("tune", seconds, progress):
-        study = run_study(cfg, tracker=tracker, n_trials=trials, progress=progress)
+        study = run_study(cfg, tracker=tracker, n_trials=trials, progress=progress, workers=workers)
         best = study.best_pipeline
 
     with _stage("compare models", seconds, progress):
