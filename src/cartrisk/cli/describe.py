@@ -32,8 +32,10 @@ def describe(
     from cartrisk.config import DataConfig, load_experiment
     from cartrisk.data.datasets import load_dataset
     from cartrisk.data.dictionary import declared_columns
+    from cartrisk.paths import check_output_folder
     from cartrisk.workflows.describe import describe_generic, describe_registry, write_describe
 
+    check_output_folder(out, where="--out")
     data_cfg = load_experiment(experiment).data if experiment is not None else DataConfig()
     data = load_dataset(dataclasses.replace(data_cfg, source="file", path=str(extract)))
     frame = data.frame if data.registry else data.X

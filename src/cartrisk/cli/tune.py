@@ -169,13 +169,18 @@ def worker(
     from threadpoolctl import threadpool_limits
 
     from cartrisk.config import load_experiment
+    from cartrisk.tracking.store import check_storage_url
     from cartrisk.tuning import join_experiment
-    from cartrisk.tuning.studies import sigterm_as_interrupt
+    from cartrisk.tuning.studies import sigterm_as_interrupt, storage_exists
     from cartrisk.tuning.workers import exit_with_parent as watch_parent
 
     cfg = load_experiment(experiment)
     if cfg.tuning is None:
         raise ConfigError(f"{experiment}: no tuning table in the file; a worker joins a study of cartrisk tune")
+    check_storage_url(storage)
+    if not storage_exists(storage) and not wait:
+        raise ConfigError(f"--storage: no study storage at {storage}: a worker joins the studies of a running "
+                          "`cartrisk tune` with the same --storage; start that first, or give --wait SECONDS")
     if n is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=n))
     tracking = None

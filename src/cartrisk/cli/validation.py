@@ -3,6 +3,7 @@ and ``cartrisk samplesize`` (Riley's minimum sample size for a survival predicti
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,10 +14,14 @@ import typer
 from cartrisk.cli._app import app, console, err_console, print_frame, user_errors
 from cartrisk.cli._trust import FingerprintOption, TrustOption, check_trust_options, open_bundle
 from cartrisk.exceptions import ConfigError
+from cartrisk.paths import check_output_folder
 
 __all__ = ["parse_thresholds", "samplesize", "update_model", "validate_model"]
 
 DEFAULT_OUT = Path("reports/validate-model")
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def parse_thresholds(text: str | None) -> tuple[float, ...]:
@@ -32,6 +37,9 @@ def parse_thresholds(text: str | None) -> tuple[float, ...]:
     if bad:
         raise ConfigError(f"--thresholds {text!r}: {bad[0]:g} is not strictly between 0 and 1; give risks of death "
                           "by the horizon, e.g. 0.1,0.2,0.3")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ConfigError(f"--thresholds {text!r}: {twice[0]:g} is given twice; give each threshold once")
     return values
 
 
@@ -56,7 +64,7 @@ def validate_model(
     thresholds: Annotated[str | None, typer.Option(help="Risk thresholds of the net-benefit rows, e.g. "
                                                         "0.1,0.2,0.3.")] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples of the intervals.", min=0)] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.", min=0)] = 0,
     out: Annotated[Path, typer.Option(help="Folder for metrics.csv, the other tables and the figures.")]
     = DEFAULT_OUT,
     subgroups: Annotated[bool, typer.Option(help="Also C, O/E and slope by subgroup (registry columns).")] = True,
@@ -72,6 +80,7 @@ def validate_model(
     from cartrisk.exceptions import SchemaError
 
     check_trust_options(trust, expect_fingerprint)
+    check_output_folder(out, where="--out")
     levels = parse_thresholds(thresholds)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "metrics.csv").is_file())):
         raise ConfigError(f"--out {out}: exists and is not the output folder of an earlier validate-model (no "
@@ -125,7 +134,8 @@ def update_model(
                                                        "bundle's last horizon).", min=0.0)] = None,
     models_dir: Annotated[Path, typer.Option(help="Folder of bundles.")] = Path("models"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a bundle of that name.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the cross-validation that learns a refit's risk groups.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the cross-validation that learns a refit's risk groups.",
+                                      min=0)] = 0,
     trust: TrustOption = None,
     expect_fingerprint: FingerprintOption = None,
 ) -> None:
@@ -136,6 +146,13 @@ def update_model(
     from cartrisk.exceptions import SchemaError
 
     check_trust_options(trust, expect_fingerprint)
+    check_output_folder(models_dir, where="--models-dir")
+    if not _NAME.match(name):
+        raise ConfigError(f"--name: {name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter "
+                          "or digit (it names the folder MODELS_DIR/NAME)")
+    if horizon is not None and not horizon > 0:
+        raise ConfigError(f"--horizon: {horizon:g} months; the recalibration horizon must be a positive number of "
+                          "months")
     bundle = open_bundle(model, trust, expect_fingerprint)
     err_console.print(f"parent {summary_line(bundle)}", highlight=False)
     try:
@@ -169,6 +186,16 @@ def samplesize(
 
     from cartrisk.evaluation.samplesize import riley_survival
 
+    for option, value in (("--rate", rate), ("--horizon", horizon), ("--mean-followup", mean_followup)):
+        if not value > 0:
+            raise ConfigError(f"{option}: {value:g}; give a positive number (the rate per unit of time, and the "
+                              "horizon and mean follow-up in that unit)")
+    if not 0 < shrinkage < 1:
+        raise ConfigError(f"--shrinkage: {shrinkage:g}; the target expected shrinkage lies strictly between 0 and 1 "
+                          "(Riley et al. use 0.9)")
+    if not 0 < r2cs < shrinkage:
+        raise ConfigError(f"--r2cs: {r2cs:g}; the anticipated Cox-Snell R2 must lie strictly between 0 and the target "
+                          f"shrinkage {shrinkage:g} (e.g. 0.05; see Riley et al. 2019 for how to anticipate it)")
     try:
         res = riley_survival(parameters=parameters, rate=rate, horizon=horizon, mean_followup=mean_followup,
                              r2_cs=r2cs, shrinkage=shrinkage)
