@@ -189,10 +189,15 @@ def test_a_worker_refuses_other_data_or_a_missing_study(tmp_path, monkeypatch):
     other = write_experiment(tmp_path / "b", "refuse", 2, seed=2)  # other data, same settings
     runner = CliRunner()
     monkeypatch.chdir(tmp_path / "a")  # the data path of an experiment is relative to the working folder
-    missing = runner.invoke(app, ["worker", str(experiment), "--storage", url, "--no-tracking"])
-    assert missing.exit_code == 2 and "no study of experiment 'refuse'" in missing.output
+    nowhere = runner.invoke(app, ["worker", str(experiment), "--storage", url, "--no-tracking"])
+    assert nowhere.exit_code == 2 and "--storage: no study storage at sqlite:///" in nowhere.output
+    assert not (tmp_path / "o.db").exists()  # refused without creating the store
     done = runner.invoke(app, ["tune", str(experiment), "--workers", "1", "--no-tracking", "--storage", url])
     assert done.exit_code == 0, done.output
+    absent = write_experiment(tmp_path / "c", "absent", 2)
+    monkeypatch.chdir(tmp_path / "c")
+    missing = runner.invoke(app, ["worker", str(absent), "--storage", url, "--no-tracking"])
+    assert missing.exit_code == 2 and "no study of experiment 'absent'" in missing.output
     monkeypatch.chdir(tmp_path / "b")
     refused = runner.invoke(app, ["worker", str(other), "--storage", url, "--no-tracking"])
     assert refused.exit_code == 2
