@@ -3,8 +3,8 @@
 Every function takes arrays already sorted by time (ascending). A nonparametric bootstrap resample of sorted data,
 taken as ``np.sort(indices)``, is itself sorted, so each resample is computed with the same code and no re-sorting.
 Ties in time are kept as they are (a resample duplicates patients), and are handled as R's ``survival`` package
-does: Efron's method in Cox models and their baseline hazard, events before censorings at a tied time in
-Kaplan-Meier estimates, tied event times not comparable in concordance.
+does: events before censorings at a tied time in Kaplan-Meier estimates, tied event times not comparable in
+concordance. Cox models (Efron's ties) are fitted by the one engine, :func:`cartrisk.evaluation.coxreg.fit_cox`.
 
 Private to :mod:`cartrisk.evaluation`; the public entry points are :mod:`cartrisk.evaluation.external` and
 :mod:`cartrisk.evaluation.clusters`.
@@ -17,8 +17,7 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["CoxFit", "Distinct", "auc_at", "brier_at", "censoring_left", "concordance", "cox_efron", "km_at",
-           "rcs_basis", "rcs_knots"]
+__all__ = ["Distinct", "auc_at", "brier_at", "censoring_left", "concordance", "km_at", "rcs_basis", "rcs_knots"]
 
 
 @dataclass(frozen=True)
@@ -151,96 +150,6 @@ def brier_at(time, event, pred_risk, horizon: float, d: Distinct) -> float:
     g_h = float(censoring_left(d, np.array([horizon]))[0])
     loss = np.sum((1.0 - pred_risk[case]) ** 2 / g_case) + np.sum(pred_risk[control] ** 2) / g_h
     return float(loss / time.shape[0])
-
-
-# ----------------------------------------------------------------------------------------------- Cox (Efron)
-@dataclass(frozen=True)
-class CoxFit:
-    """A Cox model fitted by :func:`cox_efron`: coefficients, their covariance, log-likelihood, baseline."""
-
-    coef: np.ndarray
-    cov: np.ndarray
-    loglik: float
-    converged: bool
-    _times: np.ndarray
-    _cumhaz: np.ndarray
-
-    def cumhaz(self, at: float) -> float:
-        """Efron-adjusted baseline cumulative hazard (covariates at 0) at time ``at``."""
-        idx = int(np.searchsorted(self._times, at, side="right")) - 1
-        return float(self._cumhaz[idx]) if idx >= 0 else 0.0
-
-
-def _efron_terms(d: Distinct):
-    """Per event: its time group and the fraction l / d_j of Efron's correction (structure only)."""
-    groups = np.flatnonzero(d.events > 0)
-    counts = d.events[groups].astype(int)
-    rep = np.repeat(groups, counts)
-    offset = np.arange(rep.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    return groups, rep, offset / np.repeat(counts, counts)
-
-
-def cox_efron(time, event, Z: np.ndarray, d: Distinct | None = None, *, n_iter: int = 30,
-              tol: float = 1e-10) -> CoxFit:
-    """Unpenalised Cox model of sorted data on the columns of ``Z`` (Newton-Raphson, Efron ties, step halving)."""
-    d = d or Distinct.of(time, event)
-    Z = np.asarray(Z, dtype=float).reshape(time.shape[0], -1)
-    k = Z.shape[1]
-    groups, rep, frac = _efron_terms(d)
-    ev = event.astype(bool)
-    z_events = Z[ev].sum(axis=0)
-    # position of each sample's group, to sum the events' weights per distinct time
-    group_of = np.repeat(np.arange(d.times.size), np.diff(np.append(d.first, time.shape[0])))
-
-    def evaluate(beta):
-        eta = Z @ beta
-        shift = eta.max()
-        w = np.exp(eta - shift)
-        wz = w[:, None] * Z
-        wzz = wz[:, :, None] * Z[:, None, :]
-        s0 = np.cumsum(w[::-1])[::-1][d.first]
-        s1 = np.cumsum(wz[::-1], axis=0)[::-1][d.first]
-        s2 = np.cumsum(wzz[::-1], axis=0)[::-1][d.first]
-        d0 = np.bincount(group_of[ev], w[ev], minlength=d.times.size)
-        d1 = np.stack([np.bincount(group_of[ev], wz[ev, j], minlength=d.times.size) for j in range(k)], axis=1)
-        d2 = np.zeros((d.times.size, k, k))
-        np.add.at(d2, group_of[ev], wzz[ev])
-        a0 = s0[rep] - frac * d0[rep]
-        a1 = s1[rep] - frac[:, None] * d1[rep]
-        a2 = s2[rep] - frac[:, None, None] * d2[rep]
-        loglik = float(eta[ev].sum() - np.sum(np.log(a0) + shift))
-        mean = a1 / a0[:, None]
-        grad = z_events - mean.sum(axis=0)
-        info = np.sum(a2 / a0[:, None, None] - mean[:, :, None] * mean[:, None, :], axis=0)
-        return loglik, grad, info, a0, shift
-
-    beta = np.zeros(k)
-    loglik, grad, info, a0, shift = evaluate(beta)
-    converged = False
-    for _ in range(n_iter):
-        try:
-            step = np.linalg.solve(info, grad)
-        except np.linalg.LinAlgError:
-            break
-        for _halving in range(30):
-            new = evaluate(beta + step)
-            if np.isfinite(new[0]) and new[0] >= loglik - 1e-12:
-                break
-            step = step / 2.0
-        else:
-            break
-        done = abs(new[0] - loglik) < tol * (1.0 + abs(loglik))
-        beta = beta + step
-        loglik, grad, info, a0, shift = new
-        if done:
-            converged = True
-            break
-    try:
-        cov = np.linalg.inv(info)
-    except np.linalg.LinAlgError:
-        cov = np.full((k, k), np.nan)
-    increments = np.bincount(np.searchsorted(groups, rep), 1.0 / a0, minlength=groups.size) * np.exp(-shift)
-    return CoxFit(beta, cov, loglik, converged, d.times[groups], np.cumsum(increments))
 
 
 # ----------------------------------------------------------------------------------------------- splines

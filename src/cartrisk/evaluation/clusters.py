@@ -21,6 +21,7 @@ from sklearn.utils import _safe_indexing
 from sksurv.util import check_y_survival
 
 from cartrisk.evaluation import _fastsurv as fs
+from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.evaluation.crossval import seed_estimator
 from cartrisk.evaluation.meta import random_effects
 from cartrisk.evaluation.subgroups import core_metrics
@@ -165,7 +166,7 @@ def _cluster_row(name, y_test, risk, pred_risk, h, n_boot, rng) -> dict:
     if deaths:
         cll = np.log(-np.log(1.0 - np.clip(F, _EPS, 1.0 - _EPS)))
         with np.errstate(all="ignore"):
-            se_slope = float(np.sqrt(fs.cox_efron(t, e, cll[:, None]).cov[0, 0])) if np.ptp(cll) > 0 else np.nan
+            se_slope = float(fit_cox(cll, e, t).se[0]) if np.ptp(cll) > 0 else np.nan
     lc = np.log(c / (1 - c)) if 0 < c < 1 else np.nan
     expit = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
     return {"cluster": name, "n": int(t.size), "events": deaths,

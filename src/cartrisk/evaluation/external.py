@@ -38,6 +38,7 @@ from sksurv.util import check_y_survival
 
 from cartrisk.data.survstats import km_at as km_with_ci
 from cartrisk.evaluation import _fastsurv as fs
+from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import days_to_months
 
@@ -116,10 +117,10 @@ def _statistics(t, e, r, F, h: float, thresholds, grid_risk) -> tuple[np.ndarray
     uno_w = np.where(e, 1.0 / np.maximum(g, _EPS) ** 2, 0.0)
     cll = _cll(F)
     with np.errstate(all="ignore"):
-        slope = fs.cox_efron(t, e, cll[:, None], d).coef[0] if np.ptp(cll) > 0 else np.nan
+        slope = fit_cox(cll, e, t).coef[0] if np.ptp(cll) > 0 else np.nan
         knots = fs.rcs_knots(cll)
         basis = fs.rcs_basis(cll, knots)
-        cal = fs.cox_efron(t, e, basis, d)
+        cal = fit_cox(basis, e, t)
         h0 = cal.cumhaz(h)
         observed = 1.0 - np.exp(-h0 * np.exp(basis @ cal.coef))
         curve = 1.0 - np.exp(-h0 * np.exp(fs.rcs_basis(_cll(grid_risk), knots) @ cal.coef))

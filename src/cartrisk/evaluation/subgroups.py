@@ -17,6 +17,7 @@ from sksurv.util import check_y_survival
 from cartrisk.data.derive import derive_features
 from cartrisk.data.literature import feature_codings
 from cartrisk.evaluation import _fastsurv as fs
+from cartrisk.evaluation.coxreg import fit_cox
 
 __all__ = ["SUBGROUP_COLUMNS", "SUBGROUP_METRICS", "core_metrics", "subgroup_labels", "subgroup_performance"]
 
@@ -60,7 +61,7 @@ def core_metrics(t: np.ndarray, e: np.ndarray, r: np.ndarray, F: np.ndarray, h: 
     d = fs.Distinct.of(t, e)
     cll = np.log(-np.log(1.0 - np.clip(F, _EPS, 1.0 - _EPS)))
     with np.errstate(all="ignore"):
-        slope = fs.cox_efron(t, e, cll[:, None], d).coef[0] if np.ptp(cll) > 0 else np.nan
+        slope = fit_cox(cll, e, t).coef[0] if np.ptp(cll) > 0 else np.nan
     return fs.concordance(t, e, r), (1.0 - fs.km_at(t, e, h, d)) / F.mean(), float(slope)
 
 
