@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sksurv.linear_model import CoxPHSurvivalAnalysis
-from sksurv.util import Surv, check_y_survival
+from sksurv.util import check_y_survival
 
 from cartrisk.data.survstats import km_at
+from cartrisk.evaluation._fastsurv import rcs_basis
+from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import days_to_months
 
@@ -237,30 +238,11 @@ def _km_at(event: np.ndarray, time: np.ndarray, horizon: float) -> tuple[float, 
     return float(surv[0]), float(lower[0]), float(upper[0])
 
 
-def _rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
-    """Restricted cubic spline basis (linear beyond the outer knots), Harrell's parametrisation."""
-    k = knots.shape[0]
-    norm = (knots[-1] - knots[0]) ** 2
-    cols = [x]
-    for j in range(k - 2):
-        term = (
-            np.clip(x - knots[j], 0, None) ** 3
-            - np.clip(x - knots[-2], 0, None) ** 3 * (knots[-1] - knots[j]) / (knots[-1] - knots[-2])
-            + np.clip(x - knots[-1], 0, None) ** 3 * (knots[-2] - knots[j]) / (knots[-1] - knots[-2])
-        )
-        cols.append(term / norm)
-    return np.column_stack(cols)
-
-
-def _cox_observed_event_prob(basis: np.ndarray, y_trunc, horizon: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fit Cox on ``basis``; return coefficients (original scale) and event probabilities at the horizon."""
-    mean, sd = basis.mean(axis=0), basis.std(axis=0)
-    sd[sd == 0] = 1.0
-    cox = CoxPHSurvivalAnalysis().fit((basis - mean) / sd, y_trunc)
-    lin = cox.predict((basis - mean) / sd)
-    cum_h0 = cox.cum_baseline_hazard_
-    h0 = float(cum_h0(np.clip(horizon, cum_h0.domain[0], cum_h0.domain[1])))
-    return cox.coef_ / sd, 1.0 - np.exp(-h0 * np.exp(lin))
+def _cox_observed_event_prob(basis: np.ndarray, event_by_h: np.ndarray, time_h: np.ndarray, horizon: float
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Fit Cox (Breslow ties) on ``basis``; return its coefficients and the event probabilities at the horizon."""
+    fit = fit_cox(basis, event_by_h, time_h, ties="breslow")
+    return fit.coef, 1.0 - np.exp(-fit.cumhaz(horizon) * np.exp(basis @ fit.coef))
 
 
 def check_survival_probabilities(values, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -308,7 +290,7 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
 
     pred_event = 1.0 - surv_prob
     observed, obs_lo, obs_hi = _km_at(event, time, horizon)
-    y_trunc = Surv.from_arrays(event=event_by_h, time=np.minimum(time, horizon))
+    time_h = np.minimum(time, horizon)
     cll = np.log(-np.log(np.clip(surv_prob, _EPS, 1 - _EPS)))
 
     n_distinct = np.unique(cll).shape[0]
@@ -322,11 +304,11 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
         slope = np.nan
         smoothed = np.full_like(pred_event, 1.0 - observed)
     else:
-        coef, _ = _cox_observed_event_prob(cll[:, None], y_trunc, horizon)
+        coef, _ = _cox_observed_event_prob(cll[:, None], event_by_h, time_h, horizon)
         slope = float(coef[0])
         knots = np.unique(np.percentile(cll, _RCS_KNOT_PERCENTILES))
-        basis = _rcs_basis(cll, knots) if n_distinct >= 3 and knots.shape[0] == 3 else cll[:, None]
-        _, smoothed = _cox_observed_event_prob(basis, y_trunc, horizon)
+        basis = rcs_basis(cll, knots) if n_distinct >= 3 and knots.shape[0] == 3 else cll[:, None]
+        _, smoothed = _cox_observed_event_prob(basis, event_by_h, time_h, horizon)
 
     abs_err = np.abs(pred_event - smoothed)
     order = np.argsort(pred_event, kind="stable")
