@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sksurv.linear_model import CoxPHSurvivalAnalysis
-from sksurv.util import Surv, check_y_survival
+from sksurv.util import check_y_survival
 
 from cartrisk.data.survstats import km_at, km_median  # noqa: F401  (re-exported for the group modules)
-from cartrisk.evaluation.coxreg import cox_partial_likelihood
+from cartrisk.evaluation.coxreg import cox_regression
 from cartrisk.exceptions import StatisticalWarning
 
 __all__ = [
@@ -274,9 +273,9 @@ def wald_table(coef: np.ndarray, cov: np.ndarray, contrasts: np.ndarray, conf_le
 def group_hazard_ratios(event, time, codes, labels, conf_level: float = 0.95) -> pd.DataFrame:
     """Hazard ratios of each group against the lowest and against the one below it (Cox, Breslow ties).
 
-    The coefficients of a Cox model on group dummies (reference: the lowest group present)
-    come from :class:`sksurv.linear_model.CoxPHSurvivalAnalysis`; their covariance is the inverse observed
-    information of :func:`cartrisk.evaluation.coxreg.cox_partial_likelihood`. A group without deaths has no finite
+    The coefficients of a Cox model on group dummies (reference: the lowest group present) and their
+    covariance (inverse observed information) come from :func:`cartrisk.evaluation.coxreg.cox_regression`
+    (Breslow ties, as scikit-survival's ``CoxPHSurvivalAnalysis``). A group without deaths has no finite
     hazard ratio: all rows are then NaN, with a :class:`StatisticalWarning`.
 
     Returns
@@ -296,9 +295,8 @@ def group_hazard_ratios(event, time, codes, labels, conf_level: float = 0.95) ->
                       stacklevel=3)
         return index.assign(coef=np.nan, se=np.nan, hr=np.nan, hr_lower=np.nan, hr_upper=np.nan, p_value=np.nan)
     X = (codes[:, None] == present[None, 1:]).astype(float)
-    cox = CoxPHSurvivalAnalysis(ties="breslow").fit(X, Surv.from_arrays(event, time))
-    cov = np.linalg.inv(cox_partial_likelihood(X, event, time, cox.coef_, ties="breslow")[2])
+    fit = cox_regression(X, event, time, ties="breslow")
     p = len(present) - 1
     eye = np.eye(p)
     rows = [eye[i] for i in range(p)] + [eye[i] - (eye[i - 1] if i > 0 else 0.0) for i in range(p)]
-    return pd.concat([index, wald_table(cox.coef_, cov, np.array(rows), conf_level)], axis=1)
+    return pd.concat([index, wald_table(fit.coef, fit.covariance, np.array(rows), conf_level)], axis=1)
