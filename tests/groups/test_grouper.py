@@ -17,6 +17,7 @@ from sksurv.metrics import concordance_index_censored, concordance_index_ipcw, c
 from sksurv.nonparametric import kaplan_meier_estimator
 from sksurv.util import Surv
 
+from cartrisk.data.survstats import km_at, km_median
 from cartrisk.evaluation.coxreg import cox_partial_likelihood
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.groups import (
@@ -31,7 +32,7 @@ from cartrisk.groups import (
     net_reclassification,
     observed_group_risk,
 )
-from cartrisk.groups._stats import bootstrap_harrell, km_at, km_median
+from cartrisk.groups._stats import bootstrap_harrell
 from cartrisk.groups.reclassification import net_benefit
 from cartrisk.units import months_to_days
 

@@ -17,12 +17,18 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["Distinct", "auc_at", "brier_at", "censoring_left", "concordance", "km_at", "rcs_basis", "rcs_knots"]
+__all__ = ["Distinct", "auc_at", "brier_at", "concordance", "rcs_basis", "rcs_knots"]
 
 
 @dataclass(frozen=True)
 class Distinct:
-    """The distinct times of sorted data: time, first position, number at risk, events and censorings there."""
+    """The distinct times of sorted data: time, first position, number at risk, events and censorings there.
+
+    Its Kaplan-Meier read-outs (:meth:`survival_at`, :meth:`censoring_left`) are the bootstrap's: a product over
+    at most a few hundred distinct times, about 400 times faster than :func:`cartrisk.data.survstats.km_at` (the
+    read-out everywhere else, with its log-log interval), which a validation of 1,000 resamples would call some
+    8,000 times.
+    """
 
     times: np.ndarray
     first: np.ndarray
@@ -41,24 +47,21 @@ class Distinct:
         events = np.add.reduceat(event.astype(float), first) if n else np.empty(0)
         return cls(time[first], first, (n - first).astype(float), events, counts - events)
 
+    def survival_at(self, horizon: float) -> float:
+        """Kaplan-Meier survival at ``horizon`` (events before censorings at a tied time)."""
+        keep = self.times <= horizon
+        return float(np.prod(1.0 - self.events[keep] / self.at_risk[keep]))
+
+    def censoring_left(self, at) -> np.ndarray:
+        """The censoring distribution G(t-) = P(C >= t) (reverse Kaplan-Meier, censorings after events at a tie)."""
+        g = np.cumprod(1.0 - self.censored / self.at_risk)
+        return _step(self.times, g, at, left=True)
+
 
 def _step(times: np.ndarray, values: np.ndarray, at, *, left: bool = False) -> np.ndarray:
     """A right-continuous step function (1 before its first time) read at ``at`` (its left limit with ``left``)."""
     idx = np.searchsorted(times, at, side="left" if left else "right") - 1
     return np.where(idx >= 0, values[np.maximum(idx, 0)], 1.0)
-
-
-def km_at(time: np.ndarray, event: np.ndarray, horizon: float, d: Distinct | None = None) -> float:
-    """Kaplan-Meier survival at ``horizon`` (events before censorings at a tied time)."""
-    d = d or Distinct.of(time, event)
-    keep = d.times <= horizon
-    return float(np.prod(1.0 - d.events[keep] / d.at_risk[keep]))
-
-
-def censoring_left(d: Distinct, at) -> np.ndarray:
-    """The censoring distribution G(t-) = P(C >= t) (reverse Kaplan-Meier, censorings after events at a tie)."""
-    g = np.cumprod(1.0 - d.censored / d.at_risk)
-    return _step(d.times, g, at, left=True)
 
 
 # ----------------------------------------------------------------------------------------------- concordance
@@ -136,7 +139,7 @@ def auc_at(time, event, risk, horizon: float, d: Distinct) -> float:
     case, control = _cases_controls(time, event, horizon)
     if not case.any() or not control.any():
         return np.nan
-    w = 1.0 / censoring_left(d, time[case])
+    w = 1.0 / d.censoring_left(time[case])
     ctrl = np.sort(risk[control])
     below = np.searchsorted(ctrl, risk[case], side="left")
     ties = np.searchsorted(ctrl, risk[case], side="right") - below
@@ -146,8 +149,8 @@ def auc_at(time, event, risk, horizon: float, d: Distinct) -> float:
 def brier_at(time, event, pred_risk, horizon: float, d: Distinct) -> float:
     """Inverse-probability-of-censoring weighted Brier score of the predicted risk of death by ``horizon``."""
     case, control = _cases_controls(time, event, horizon)
-    g_case = censoring_left(d, time[case])
-    g_h = float(censoring_left(d, np.array([horizon]))[0])
+    g_case = d.censoring_left(time[case])
+    g_h = float(d.censoring_left(np.array([horizon]))[0])
     loss = np.sum((1.0 - pred_risk[case]) ** 2 / g_case) + np.sum(pred_risk[control] ** 2) / g_h
     return float(loss / time.shape[0])
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from sksurv.util import check_y_survival
 
-from cartrisk.data.survstats import km_at as km_with_ci
+from cartrisk.data.survstats import km_at
 from cartrisk.evaluation import _fastsurv as fs
 from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.exceptions import StatisticalWarning
@@ -100,7 +100,7 @@ def _net_benefit(t, e, F, thresholds, h) -> np.ndarray:
     for k, p in enumerate(thresholds):
         treat = F >= p
         if treat.any():
-            s = fs.km_at(t[treat], e[treat], h)
+            s = fs.Distinct.of(t[treat], e[treat]).survival_at(h)
             out[k] = treat.mean() * ((1.0 - s) - s * p / (1.0 - p))
     return out
 
@@ -112,8 +112,8 @@ def _statistics(t, e, r, F, h: float, thresholds, grid_risk) -> tuple[np.ndarray
     if not e.any():
         return nan, curve
     d = fs.Distinct.of(t, e)
-    surv_h = fs.km_at(t, e, h, d)
-    g = fs.censoring_left(d, t)
+    surv_h = d.survival_at(h)
+    g = d.censoring_left(t)
     uno_w = np.where(e, 1.0 / np.maximum(g, _EPS) ** 2, 0.0)
     cll = _cll(F)
     with np.errstate(all="ignore"):
@@ -247,7 +247,7 @@ def _deciles(t, e, F, h, n_groups: int = 10) -> pd.DataFrame:
     rows = []
     for g in np.unique(group):
         m = group == g
-        s, lo, hi = km_with_ci(e[m], t[m], [h])
+        s, lo, hi = km_at(e[m], t[m], [h])
         rows.append({"group": len(rows) + 1, "n": int(m.sum()), "events": int(e[m].sum()),
                      "mean_predicted": float(F[m].mean()), "observed": 1.0 - float(s[0]),
                      "observed_lower": 1.0 - float(hi[0]), "observed_upper": 1.0 - float(lo[0])})
@@ -256,7 +256,7 @@ def _deciles(t, e, F, h, n_groups: int = 10) -> pd.DataFrame:
 
 def _decision_curve(t, e, F, h) -> pd.DataFrame:
     thresholds = np.round(np.arange(0.01, 0.991, 0.01), 10)
-    surv = fs.km_at(t, e, h)
+    surv = fs.Distinct.of(t, e).survival_at(h)
     treat_all = (1.0 - surv) - surv * thresholds / (1.0 - thresholds)
     return pd.DataFrame({"threshold": thresholds, "model": _net_benefit(t, e, F, thresholds, h),
                          "treat_all": treat_all, "treat_none": 0.0})

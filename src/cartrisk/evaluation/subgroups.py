@@ -62,7 +62,7 @@ def core_metrics(t: np.ndarray, e: np.ndarray, r: np.ndarray, F: np.ndarray, h: 
     cll = np.log(-np.log(1.0 - np.clip(F, _EPS, 1.0 - _EPS)))
     with np.errstate(all="ignore"):
         slope = fit_cox(cll, e, t).coef[0] if np.ptp(cll) > 0 else np.nan
-    return fs.concordance(t, e, r), (1.0 - fs.km_at(t, e, h, d)) / F.mean(), float(slope)
+    return fs.concordance(t, e, r), (1.0 - d.survival_at(h)) / F.mean(), float(slope)
 
 
 def _sorted_at(y, risk, pred_risk, horizon_days):

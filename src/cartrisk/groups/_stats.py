@@ -1,8 +1,8 @@
-"""Statistics behind :mod:`cartrisk.groups`: group encoding, KM read-outs, hazard ratios, C.
+"""Statistics behind :mod:`cartrisk.groups`: group encoding, hazard ratios, C.
 
-Functions on numpy arrays (times in days). The public names (:func:`c_difference`,
-:class:`CDifference`, :func:`km_at`, :func:`km_median`) are re-exported by
-:mod:`cartrisk.groups`; import them from there. Reclassification and net benefit are in
+Functions on numpy arrays (times in days). The public names (:func:`c_difference`, :class:`CDifference`) are
+re-exported by :mod:`cartrisk.groups`; import them from there. Kaplan-Meier read-outs are
+:mod:`cartrisk.data.survstats`'s. Reclassification and net benefit are in
 :mod:`cartrisk.groups.reclassification`.
 """
 
@@ -16,7 +16,6 @@ import pandas as pd
 from scipy import stats
 from sksurv.util import check_y_survival
 
-from cartrisk.data.survstats import km_at, km_median  # noqa: F401  (re-exported for the group modules)
 from cartrisk.evaluation.coxreg import cox_regression
 from cartrisk.exceptions import StatisticalWarning
 
@@ -25,8 +24,6 @@ __all__ = [
     "c_difference",
     "encode_groups",
     "group_hazard_ratios",
-    "km_at",
-    "km_median",
     "paired_c_difference",
 ]
 

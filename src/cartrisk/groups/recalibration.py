@@ -17,10 +17,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from cartrisk.data.survstats import km_at, km_median
 from cartrisk.evaluation.calibration import check_horizons, check_survival_probabilities
 from cartrisk.evaluation.coxreg import baseline_cumhaz, fit_cox
 from cartrisk.exceptions import StatisticalWarning
-from cartrisk.groups._stats import as_vector, encode_groups, km_at, km_median, survival_arrays
+from cartrisk.groups._stats import as_vector, encode_groups, survival_arrays
 from cartrisk.units import DEFAULT_HORIZONS_MONTHS, days_to_months, months_to_days
 
 __all__ = [
