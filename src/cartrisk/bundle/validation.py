@@ -22,10 +22,10 @@ from sksurv.util import Surv
 from cartrisk.bundle.scoring import Bundle
 from cartrisk.data.schema import Problem, validate
 from cartrisk.evaluation.external import ExternalValidation, external_validation
-from cartrisk.evaluation.figures import calibration_curve_figure, case_mix_figure, forest_figure
+from cartrisk.evaluation.figures import calibration_curve_figure, case_mix_figure
 from cartrisk.evaluation.subgroups import subgroup_labels, subgroup_performance
 from cartrisk.exceptions import SchemaError, StatisticalWarning
-from cartrisk.plotting import save_figure
+from cartrisk.plotting import GROUP_COLOURS, forest_figure, save_figure
 from cartrisk.units import months_to_days
 
 __all__ = ["BundleValidation", "membership_c", "validate_bundle", "validation_cohort", "write_validation"]
@@ -251,7 +251,9 @@ def write_subgroups(table: pd.DataFrame, out_dir: str | Path, *, horizon_months:
             continue
         rows = rows.assign(label=rows["variable"] + ": " + rows["subgroup"] + " (n=" + rows["n"].astype(str) + ")")
         overall = float(table[(table["metric"] == metric) & (table["variable"] == "all")]["estimate"].iloc[0])
-        fig = forest_figure(rows, label="label", reference=overall, xlabel=metric.replace("_", " "),
+        colours = [GROUP_COLOURS[3] if flag else GROUP_COLOURS[0] for flag in rows["flag"]]
+        fig = forest_figure(rows["label"].tolist(), rows["estimate"], rows["lower"], rows["upper"], reference=overall,
+                            xlabel=metric.replace("_", " "), colours=colours, decimals=2,
                             title=f"{metric.replace('_', ' ')} by subgroup (dashed: overall)")
         written.append(save_figure(fig, out / f"forest_{metric}.png"))
     flagged = table[table["flag"]]

@@ -1,5 +1,6 @@
 """Figures of model performance: calibration curves (one validation with its bootstrap band, or several sets of
-predictions at one horizon), the case-mix comparison of risk scores, and the forest plot of clusters or subgroups.
+predictions at one horizon) and the case-mix comparison of risk scores (forest plots of clusters or subgroups are
+:func:`cartrisk.plotting.forest_figure`).
 Each returns a :class:`matplotlib.figure.Figure`; the caller saves it (:func:`cartrisk.plotting.save_figure`).
 """
 
@@ -10,12 +11,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
 from cartrisk.evaluation.calibration import HorizonCalibration
 from cartrisk.plotting import GROUP_COLOURS, SERIES_COLOURS, new_figure
 
-__all__ = ["calibration_curve_figure", "case_mix_figure", "forest_figure", "horizon_calibration_figure"]
+__all__ = ["calibration_curve_figure", "case_mix_figure", "horizon_calibration_figure"]
 
 
 def calibration_curve_figure(curve: pd.DataFrame, deciles: pd.DataFrame, *, horizon_months: float,
@@ -69,47 +69,6 @@ def case_mix_figure(development: Mapping[str, float | Sequence[float]] | None, v
     note = "" if membership_c is None or not np.isfinite(membership_c) else f"; membership C {membership_c:.2f}"
     ax.set_title((title or "case mix: development vs validation") + note, fontsize="medium")
     ax.legend(fontsize="small", frameon=False)
-    return fig
-
-
-def forest_figure(rows: pd.DataFrame, *, label: str, estimate: str = "estimate", lower: str = "lower",
-                  upper: str = "upper", pooled: Mapping[str, float] | None = None, reference: float | None = None,
-                  xlabel: str = "", title: str | None = None, log_scale: bool = False) -> Figure:
-    """A forest plot: one row per cluster or subgroup (estimate and interval), the pooled estimate as a diamond
-    with its 95% prediction interval as a line (``pooled``: ``estimate, lower, upper, pi_lower, pi_upper``), and a
-    reference line (``reference``, e.g. the overall value or 1)."""
-    rows = rows.reset_index(drop=True)
-    n = len(rows)
-    fig = new_figure(6.4, 1.2 + 0.28 * (n + 2))
-    ax = fig.add_subplot()
-    ys = np.arange(n, 0, -1, dtype=float)
-    flagged = rows["flag"].to_numpy(bool) if "flag" in rows else np.zeros(n, bool)
-    for y, (_, r), flag in zip(ys, rows.iterrows(), flagged, strict=True):
-        colour = GROUP_COLOURS[3] if flag else GROUP_COLOURS[0]
-        if np.isfinite(r[lower]) and np.isfinite(r[upper]):
-            ax.plot([r[lower], r[upper]], [y, y], color=colour, lw=1.4)
-        ax.plot(r[estimate], y, "s", color=colour, ms=4)
-    ax.set_yticks(list(ys), [str(v) for v in rows[label]], fontsize="small")
-    if pooled is not None:
-        y = -0.2
-        mid, lo, hi = pooled["estimate"], pooled["lower"], pooled["upper"]
-        ax.fill([lo, mid, hi, mid], [y, y + 0.35, y, y - 0.35], color="black")
-        if np.isfinite(pooled.get("pi_lower", np.nan)):
-            ax.plot([pooled["pi_lower"], pooled["pi_upper"]], [y - 0.6, y - 0.6], color="black", lw=1.2,
-                    label="95% prediction interval")
-        ax.set_yticks([*ys, y], [*[str(v) for v in rows[label]], "pooled (REML)"], fontsize="small")
-        ax.legend(fontsize="x-small", frameon=False, loc="lower right")
-    if reference is not None and np.isfinite(reference):
-        ax.axvline(reference, color="grey", lw=0.8, ls="--")
-    if log_scale:
-        ax.set_xscale("log")
-        plain = FuncFormatter(lambda v, _: f"{v:g}")
-        ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(plain)
-    ax.set_xlabel(xlabel)
-    ax.grid(alpha=0.3, axis="x")
-    if title:
-        ax.set_title(title, fontsize="medium")
     return fig
 
 

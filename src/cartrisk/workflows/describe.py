@@ -30,7 +30,7 @@ from cartrisk.data.table1 import group_code, table_one
 from cartrisk.evaluation.coxreg import cox_regression, ph_test
 from cartrisk.groups.figures import plot_km
 from cartrisk.paths import atomic_path
-from cartrisk.plotting import GROUP_COLOURS, new_figure, save_figure
+from cartrisk.plotting import GROUP_COLOURS, forest_figure, new_figure, save_figure
 from cartrisk.units import days_to_months, months_to_days
 
 __all__ = ["DescribeResult", "describe_generic", "describe_registry", "write_describe"]
@@ -253,31 +253,15 @@ def describe_generic(X: pd.DataFrame, y: np.ndarray, *, by: str | None = None, s
 
 
 def _forest(multi: pd.DataFrame):
-    rows = multi.dropna(subset=["hr"]).iloc[::-1]
-    fig = new_figure(7.5, 0.32 * len(rows) + 1.4)
-    ax = fig.add_subplot()
-    y = np.arange(len(rows))
-    ax.errorbar(rows["hr"], y, xerr=[rows["hr"] - rows["hr_lower"], rows["hr_upper"] - rows["hr"]], fmt="o",
-                color=GROUP_COLOURS[0], ms=4, capsize=2, label="this cohort (95% CI)")
-    pub = rows["published_hr"].notna().to_numpy()
-    if pub.any():
-        ax.plot(rows["published_hr"][pub], y[pub], marker="D", ls="none", color=GROUP_COLOURS[3], ms=5,
-                label="published HR")
+    rows = multi.dropna(subset=["hr"])
     labels = [t if not lev or pd.isna(lev) else f"{v}: {lev} vs {ref}"
               for t, v, lev, ref in zip(rows["term"], rows["variable"], rows["level"], rows["reference"], strict=True)]
-    ax.set_yticks(y, labels, fontsize="small")
-    ax.axvline(1.0, color="grey", lw=0.8)
-    ax.set_xscale("log")
-    low = float(np.nanmin(np.r_[rows["hr_lower"], rows["published_hr"]]))
-    high = float(np.nanmax(np.r_[rows["hr_upper"], rows["published_hr"]]))
-    ticks = [t for t in (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0) if low / 1.5 <= t <= high * 1.5]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel("hazard ratio of death (OS-2), log scale")
-    ax.set_title("Multivariable Cox model", fontsize="medium")
-    ax.legend(fontsize="small", frameon=False, loc="lower right")
-    ax.grid(alpha=0.3, axis="x")
-    return fig
+    published = rows["published_hr"]
+    return forest_figure(labels, rows["hr"], rows["hr_lower"], rows["hr_upper"], reference=1.0, log_scale=True,
+                         xlabel="hazard ratio of death (OS-2), log scale; this cohort with its 95% CI",
+                         overlay={"published HR": published} if published.notna().any() else None,
+                         colours=[GROUP_COLOURS[0]] * len(rows), title="Multivariable Cox model", width=7.5,
+                         decimals=2)
 
 
 def _km_figure(result: DescribeResult):

@@ -14,11 +14,10 @@ import pandas as pd
 from cartrisk.config import ExperimentConfig
 from cartrisk.data.datasets import Dataset
 from cartrisk.evaluation.clusters import ClusterValidation, internal_external_validation
-from cartrisk.evaluation.figures import forest_figure
 from cartrisk.evaluation.samplesize import TARGET_SHRINKAGE, sample_size_check
 from cartrisk.evaluation.subgroups import subgroup_labels, subgroup_performance
 from cartrisk.exceptions import ConfigError
-from cartrisk.plotting import save_figure
+from cartrisk.plotting import GROUP_COLOURS, forest_figure, save_figure
 from cartrisk.units import DAYS_PER_MONTH, months_to_days
 
 __all__ = ["cluster_validations", "sample_size_notes", "subgroups_from_oof", "tune_heterogeneity", "write_clusters"]
@@ -63,8 +62,9 @@ def write_clusters(results: dict[str, ClusterValidation], folder: Path, column: 
             rows = rows.assign(label=rows["cluster"].astype(str) + " (n=" + rows["n"].astype(str) + ")")
             p = res.pooled.set_index("metric").loc[metric]
             pooled_row = p.to_dict() if np.isfinite(p.get("estimate", np.nan)) else None
-            fig = forest_figure(rows, label="label", pooled=pooled_row, reference=ref,
-                                xlabel=metric.replace("_", " "), log_scale=metric == "oe_ratio",
+            fig = forest_figure(rows["label"].tolist(), rows["estimate"], rows["lower"], rows["upper"],
+                                pooled=pooled_row, reference=ref, xlabel=metric.replace("_", " "),
+                                log_scale=metric == "oe_ratio", colours=[GROUP_COLOURS[0]] * len(rows), decimals=2,
                                 title=f"{label}: {metric.replace('_', ' ')} by held-out {column}")
             written.append(save_figure(fig, folder / f"forest_{slug}_{metric}.png"))
     for name, frames in (("clusters.csv", per), ("pooled.csv", pooled)):
