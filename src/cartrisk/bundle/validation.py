@@ -22,7 +22,7 @@ from sksurv.util import Surv
 from cartrisk.bundle.scoring import Bundle
 from cartrisk.data.schema import Problem, validate
 from cartrisk.evaluation.external import ExternalValidation, external_validation
-from cartrisk.evaluation.figures import calibration_curve_figure, case_mix_figure
+from cartrisk.evaluation.figures import case_mix_figure, horizon_calibration_figure
 from cartrisk.evaluation.subgroups import subgroup_labels, subgroup_performance
 from cartrisk.exceptions import SchemaError, StatisticalWarning
 from cartrisk.plotting import GROUP_COLOURS, forest_figure, save_figure
@@ -205,8 +205,8 @@ def write_validation(result: BundleValidation, out_dir: str | Path) -> list[Path
     csv(ext.decision_curve, out / "decision_curve.csv")
     csv(pd.DataFrame([result.case_mix]), out / "case_mix.csv")
     h = ext.horizon_months
-    written.append(save_figure(calibration_curve_figure(ext.calibration_curve, ext.deciles, horizon_months=h,
-                                                        title=f"calibration at {h:g} months, {result.source}"),
+    written.append(save_figure(horizon_calibration_figure({result.bundle: ext},
+                                                          title=f"calibration at {h:g} months, {result.source}"),
                                out / "calibration.png"))
     long = ext.decision_curve.melt(id_vars="threshold", var_name="strategy", value_name="net_benefit")
     long["strategy"] = long["strategy"].map({"model": result.bundle, "treat_all": "treat all",

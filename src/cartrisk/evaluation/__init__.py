@@ -13,7 +13,6 @@ _EXPORTS = {
     "BootstrapCI": "metrics",
     "brier_at": "metrics",
     "calibration_at_horizon": "calibration",
-    "calibration_curve_figure": "figures",
     "centre_frailty": "frailty",
     "check_horizons": "calibration",
     "check_survival_probabilities": "calibration",

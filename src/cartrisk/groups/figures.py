@@ -21,7 +21,7 @@ from sksurv.nonparametric import kaplan_meier_estimator
 
 from cartrisk.groups._stats import encode_groups
 from cartrisk.groups.rulecomparison import grouping_title
-from cartrisk.plotting import SERIES_COLOURS, new_figure, risk_colours, save_figure
+from cartrisk.plotting import SERIES_COLOURS, error_bars, new_figure, risk_colours, save_figure
 from cartrisk.units import DAYS_PER_MONTH
 
 if TYPE_CHECKING:
@@ -184,10 +184,9 @@ def calibration_figure(table: pd.DataFrame, *, title: str | None = None, panel_s
                     continue
                 r = row.iloc[0]
                 marker, fill = markers.get(stage, ("D", "full"))
-                err = np.array([[r["observed"] - r["observed_lower"]], [r["observed_upper"] - r["observed"]]])
-                ax.errorbar(r["predicted"], r["observed"], yerr=np.clip(np.nan_to_num(err), 0, None), fmt=marker,
-                            color=colour, mfc=colour if fill == "full" else "white", ms=6, capsize=3,
-                            label=f"{group} ({stage})" if stage else group)
+                error_bars(ax, [r["predicted"]], [r["observed"]], [r["observed_lower"]], [r["observed_upper"]],
+                           fmt=marker, color=colour, mfc=colour if fill == "full" else "white", ms=6, capsize=3,
+                           label=f"{group} ({stage})" if stage else group)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
