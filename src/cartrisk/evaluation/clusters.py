@@ -26,7 +26,7 @@ from cartrisk.evaluation.crossval import seed_estimator
 from cartrisk.evaluation.meta import random_effects
 from cartrisk.evaluation.subgroups import core_metrics
 from cartrisk.exceptions import ConfigError
-from cartrisk.units import months_to_days
+from cartrisk.units import interval_text, months_to_days
 
 __all__ = ["ClusterFold", "ClusterValidation", "cluster_splits", "internal_external_validation"]
 
@@ -138,8 +138,9 @@ class ClusterValidation:
 
         def f(m: str) -> str:
             r = p.loc[m]
-            return (f"{r['estimate']:.2f} (95% CI {r['lower']:.2f}-{r['upper']:.2f}; prediction interval "
-                    f"{r['pi_lower']:.2f}-{r['pi_upper']:.2f})")
+            ci, pi = (interval_text(r[lo], r[hi], "{:.2f}".format) or "n/a"
+                      for lo, hi in (("lower", "upper"), ("pi_lower", "pi_upper")))
+            return f"{r['estimate']:.2f} (95% CI {ci}; prediction interval {pi})"
 
         return (f"Across {int(p.loc['harrell_c', 'k'])} held-out clusters ({self.design}), {what} has pooled "
                 f"Harrell's C {f('harrell_c')}, O/E {f('oe_ratio')} and calibration slope {f('calibration_slope')} at "

@@ -14,7 +14,6 @@ folder (the quickstart logs it as the report's ``describe/`` section). Every fil
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,8 @@ from cartrisk.evaluation.coxreg import cox_regression, ph_test
 from cartrisk.groups.figures import plot_km
 from cartrisk.paths import atomic_path
 from cartrisk.plotting import GROUP_COLOURS, forest_figure, new_figure, save_figure
-from cartrisk.units import days_to_months, months_to_days
+from cartrisk.units import days_to_months, interval_text, months_to_days, p_text
+from cartrisk.workflows.sections import write_section
 
 __all__ = ["DescribeResult", "describe_generic", "describe_registry", "write_describe"]
 
@@ -154,20 +154,17 @@ def _logrank(event, time, groups: pd.Series, first: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["comparison", "chi2", "df", "p_value"])
 
 
-def _p(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else ("< 0.0001" if value < 1e-4 else f"= {value:.2g}")
-
-
 def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_name: str, lead: str | None,
             outcome: str = "OS-2") -> str:
     parts = []
+    two = "{:.2f}".format
     groups = km[km["group"] != "all"]
     if len(groups):
         medians = "; ".join(f"{r.group} {r.median_months:.1f} months (95% CI {r.median_lower:.1f}-"
                             f"{'NR' if not np.isfinite(r.median_upper) else f'{r.median_upper:.1f}'})"
                             if np.isfinite(r.median_months) else f"{r.group} not reached"
                             for r in groups.itertuples())
-        tests = ", ".join(f"{r.comparison} p {_p(r.p_value)}" for r in logrank.itertuples())
+        tests = ", ".join(f"{r.comparison} {p_text(r.p_value, prose=True)}" for r in logrank.itertuples())
         parts.append(f"Median {outcome} by {group_name}: {medians} (log-rank {tests})")
     else:
         row = km.iloc[0]
@@ -179,9 +176,9 @@ def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_
             fitted.loc[[fitted["p_value"].idxmin()]]
         r = top.iloc[0]
         text = (f"in the multivariable Cox model ({int(r.n)} complete cases, {int(r.events)} deaths) {r.term} had HR "
-                f"{r.hr:.2f} (95% CI {r.hr_lower:.2f}-{r.hr_upper:.2f}, p {_p(r.p_value)})")
+                f"{r.hr:.2f} (95% CI {interval_text(r.hr_lower, r.hr_upper, two)}, {p_text(r.p_value, prose=True)})")
         if np.isfinite(r.published_hr):
-            text += (f", published {r.published_hr:.2f} ({r.published_lower:.2f}-{r.published_upper:.2f}, "
+            text += (f", published {r.published_hr:.2f} ({interval_text(r.published_lower, r.published_upper, two)}, "
                      f"{r.published_source})")
         parts.append(text)
     return "; ".join(parts) + "."
@@ -272,7 +269,8 @@ def _km_figure(result: DescribeResult):
     ax, table_ax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     title = f"OS-2 by {result.group_name}"
     if len(result.logrank):
-        title += "; log-rank " + ", ".join(f"{r.comparison} p {_p(r.p_value)}" for r in result.logrank.itertuples())
+        title += "; log-rank " + ", ".join(f"{r.comparison} {p_text(r.p_value, prose=True)}"
+                                           for r in result.logrank.itertuples())
     plot_km(ax, time, event, codes.cat.remove_unused_categories(), table_ax=table_ax, title=title)
     ax.title.set_fontsize("small")
     return fig
@@ -294,11 +292,7 @@ def write_describe(result: DescribeResult, out_dir: str | Path) -> list[Path]:
     written.append(save_figure(_km_figure(result), out / "km_by_group.png"))
     if result.multivariable["hr"].notna().any():
         written.append(save_figure(_forest(result.multivariable), out / "cox_forest.png"))
-    section = {"answer": result.answer, "figure": "km_by_group.png",
-               "alt": f"Kaplan-Meier curves of OS-2 by {result.group_name} with 95% bands and numbers at risk; "
-                      "log-rank test in the title.",
-               "table": "cox_multivariable.csv"}
-    with atomic_path(out / "section.json") as tmp:
-        tmp.write_text(json.dumps(section, indent=2), encoding="utf-8")
-    written.append(out / "section.json")
+    written.append(write_section(out, answer=result.answer, figure="km_by_group.png",
+                                 alt=f"Kaplan-Meier curves of OS-2 by {result.group_name} with 95% bands and numbers "
+                                     "at risk; log-rank test in the title.", table="cox_multivariable.csv"))
     return written
