@@ -16,6 +16,7 @@ _EXPORTS = {
     "centre_frailty": "frailty",
     "check_horizons": "calibration",
     "check_survival_probabilities": "calibration",
+    "cloglog": "calibration",
     "closed_test": "updating",
     "cluster_splits": "clusters",
     "ClusterValidation": "clusters",

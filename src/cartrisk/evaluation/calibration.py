@@ -34,6 +34,7 @@ __all__ = [
     "HorizonCalibration",
     "calibration_at_horizon",
     "check_horizons",
+    "cloglog",
     "d_calibration",
     "horizon_problems",
     "lookup_survival",
@@ -44,6 +45,12 @@ __all__ = [
 _RCS_KNOT_PERCENTILES = (10.0, 50.0, 90.0)
 #: Predicted probabilities are clipped away from 0 and 1 before the log(-log) transform.
 _EPS = 1e-10
+
+
+def cloglog(surv) -> np.ndarray:
+    """``log(-log S)`` of survival probabilities clipped to [1e-10, 1 - 1e-10]: the scale on which a Cox model's
+    predictions are linear (its linear predictor plus a constant), where calibration slopes and curves are fitted."""
+    return np.log(-np.log(np.clip(np.asarray(surv, dtype=float), _EPS, 1.0 - _EPS)))
 
 
 def _describe_horizon(horizon_days: float) -> str:
@@ -291,7 +298,7 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
     pred_event = 1.0 - surv_prob
     observed, obs_lo, obs_hi = _km_at(event, time, horizon)
     time_h = np.minimum(time, horizon)
-    cll = np.log(-np.log(np.clip(surv_prob, _EPS, 1 - _EPS)))
+    cll = cloglog(surv_prob)
 
     n_distinct = np.unique(cll).shape[0]
     if n_distinct < 2:

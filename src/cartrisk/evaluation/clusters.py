@@ -21,6 +21,7 @@ from sklearn.utils import _safe_indexing
 from sksurv.util import check_y_survival
 
 from cartrisk.evaluation import _fastsurv as fs
+from cartrisk.evaluation.calibration import cloglog
 from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.evaluation.crossval import seed_estimator
 from cartrisk.evaluation.meta import random_effects
@@ -31,7 +32,6 @@ from cartrisk.units import interval_text, months_to_days
 __all__ = ["ClusterFold", "ClusterValidation", "cluster_splits", "internal_external_validation"]
 
 DESIGNS = ("auto", "leave-one-out", "temporal")
-_EPS = 1e-10
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def _cluster_row(name, y_test, risk, pred_risk, h, n_boot, rng) -> dict:
     se_oe = 1.0 / np.sqrt(deaths) if deaths else np.nan
     se_slope = np.nan
     if deaths:
-        cll = np.log(-np.log(1.0 - np.clip(F, _EPS, 1.0 - _EPS)))
+        cll = cloglog(1.0 - F)
         with np.errstate(all="ignore"):
             se_slope = float(fit_cox(cll, e, t).se[0]) if np.ptp(cll) > 0 else np.nan
     lc = np.log(c / (1 - c)) if 0 < c < 1 else np.nan

@@ -38,6 +38,7 @@ from sksurv.util import check_y_survival
 
 from cartrisk.data.survstats import km_at
 from cartrisk.evaluation import _fastsurv as fs
+from cartrisk.evaluation.calibration import cloglog
 from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import days_to_months
@@ -91,10 +92,6 @@ class ExternalValidation:
         return float(self.metrics.set_index("metric").loc[metric, "estimate"])
 
 
-def _cll(risk: np.ndarray) -> np.ndarray:
-    return np.log(-np.log(1.0 - np.clip(risk, _EPS, 1.0 - _EPS)))
-
-
 def _net_benefit(t, e, F, thresholds, h) -> np.ndarray:
     out = np.zeros(len(thresholds))
     for k, p in enumerate(thresholds):
@@ -115,7 +112,7 @@ def _statistics(t, e, r, F, h: float, thresholds, grid_risk) -> tuple[np.ndarray
     surv_h = d.survival_at(h)
     g = d.censoring_left(t)
     uno_w = np.where(e, 1.0 / np.maximum(g, _EPS) ** 2, 0.0)
-    cll = _cll(F)
+    cll = cloglog(1.0 - F)
     with np.errstate(all="ignore"):
         slope = fit_cox(cll, e, t).coef[0] if np.ptp(cll) > 0 else np.nan
         knots = fs.rcs_knots(cll)
@@ -123,7 +120,7 @@ def _statistics(t, e, r, F, h: float, thresholds, grid_risk) -> tuple[np.ndarray
         cal = fit_cox(basis, e, t)
         h0 = cal.cumhaz(h)
         observed = 1.0 - np.exp(-h0 * np.exp(basis @ cal.coef))
-        curve = 1.0 - np.exp(-h0 * np.exp(fs.rcs_basis(_cll(grid_risk), knots) @ cal.coef))
+        curve = 1.0 - np.exp(-h0 * np.exp(fs.rcs_basis(cloglog(1.0 - grid_risk), knots) @ cal.coef))
     err = np.abs(F - observed)
     brier = fs.brier_at(t, e, F, h, d)
     brier_null = fs.brier_at(t, e, np.full_like(F, 1.0 - surv_h), h, d)

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from cartrisk.data.survstats import km_at, km_median
-from cartrisk.evaluation.calibration import check_horizons, check_survival_probabilities
+from cartrisk.evaluation.calibration import check_horizons, check_survival_probabilities, cloglog
 from cartrisk.evaluation.coxreg import baseline_cumhaz, fit_cox
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.groups._stats import as_vector, encode_groups, survival_arrays
@@ -160,13 +160,6 @@ def group_calibration(
 
 
 # --------------------------------------------------------------------------- recalibration
-_EPS = 1e-10
-
-
-def _cloglog(surv: np.ndarray) -> np.ndarray:
-    return np.log(-np.log(np.clip(surv, _EPS, 1.0 - _EPS)))
-
-
 class Recalibrator(TransformerMixin, BaseEstimator):
     """Recalibrate predicted survival at horizons on held-out data (Cox model on cloglog S(h)).
 
@@ -239,7 +232,7 @@ class Recalibrator(TransformerMixin, BaseEstimator):
         for j, h in enumerate(horizons):
             hd = months_to_days(h)
             e_h, t_h = event & (time <= hd), np.minimum(time, hd)
-            x = _cloglog(X[:, j])
+            x = cloglog(X[:, j])
             b = float(fit_cox(x, e_h, t_h, ties="breslow").coef[0]) if self.fit_slope else 1.0
             self.baseline_cumhaz_[j] = float(baseline_cumhaz(x, e_h, t_h, [b], hd, ties="breslow"))
             self.slope_[j] = b
@@ -252,7 +245,7 @@ class Recalibrator(TransformerMixin, BaseEstimator):
         """Recalibrated survival at the horizons, shape (n_samples, n_horizons)."""
         check_is_fitted(self, "slope_")
         X = self._check_X(X)
-        out = np.exp(-self.baseline_cumhaz_[None, :] * np.exp(self.slope_[None, :] * _cloglog(X)))
+        out = np.exp(-self.baseline_cumhaz_[None, :] * np.exp(self.slope_[None, :] * cloglog(X)))
         order = np.argsort(np.atleast_1d(np.asarray(self.horizons_months, dtype=float)), kind="mergesort")
         out[:, order] = np.minimum.accumulate(out[:, order], axis=1)
         return out
