@@ -36,6 +36,7 @@ __all__ = [
     "check_horizons",
     "cloglog",
     "d_calibration",
+    "group_table",
     "horizon_problems",
     "lookup_survival",
     "survival_at_own_time",
@@ -324,7 +325,7 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
         horizon_months=float(days_to_months(horizon)),
         n=int(time.shape[0]),
         n_events=int(event_by_h.sum()),
-        table=_group_table(event, time, surv_prob, horizon, n_groups),
+        table=group_table(event, time, surv_prob, horizon, n_groups),
         ici=float(abs_err.mean()),
         e50=float(np.median(abs_err)),
         e90=float(np.quantile(abs_err, 0.9)),
@@ -336,8 +337,10 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
     )
 
 
-def _group_table(event, time, surv_prob, horizon: float, n_groups: int) -> pd.DataFrame:
-    """Observed Kaplan-Meier vs mean predicted survival by groups of predicted risk."""
+def group_table(event, time, surv_prob, horizon: float, n_groups: int = 10) -> pd.DataFrame:
+    """Observed Kaplan-Meier vs mean predicted survival by groups of predicted risk (ties stay in one group):
+    ``group, n, n_events`` (by the horizon), ``mean_predicted``, ``observed``, ``observed_lower``,
+    ``observed_upper`` (95% log-log interval)."""
     risk = 1.0 - surv_prob
     edges = np.unique(np.quantile(risk, np.linspace(0, 1, n_groups + 1)[1:-1]))
     group = np.searchsorted(edges, risk, side="left")

@@ -36,9 +36,8 @@ import numpy as np
 import pandas as pd
 from sksurv.util import check_y_survival
 
-from cartrisk.data.survstats import km_at
 from cartrisk.evaluation import _fastsurv as fs
-from cartrisk.evaluation.calibration import cloglog
+from cartrisk.evaluation.calibration import cloglog, group_table
 from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import days_to_months
@@ -239,16 +238,11 @@ def external_validation(y, risk_score, pred_risk, horizon_days: float, *, thresh
 
 
 def _deciles(t, e, F, h, n_groups: int = 10) -> pd.DataFrame:
-    edges = np.unique(np.quantile(F, np.linspace(0, 1, n_groups + 1)[1:-1]))
-    group = np.searchsorted(edges, F, side="left")
-    rows = []
-    for g in np.unique(group):
-        m = group == g
-        s, lo, hi = km_at(e[m], t[m], [h])
-        rows.append({"group": len(rows) + 1, "n": int(m.sum()), "events": int(e[m].sum()),
-                     "mean_predicted": float(F[m].mean()), "observed": 1.0 - float(s[0]),
-                     "observed_lower": 1.0 - float(hi[0]), "observed_upper": 1.0 - float(lo[0])})
-    return pd.DataFrame(rows)
+    """calibration_at_horizon's groups of predicted risk, on the risk scale."""
+    g = group_table(e, t, 1.0 - F, h, n_groups)
+    return pd.DataFrame({"group": g["group"], "n": g["n"], "events": g["n_events"],
+                         "mean_predicted": 1.0 - g["mean_predicted"], "observed": 1.0 - g["observed"],
+                         "observed_lower": 1.0 - g["observed_upper"], "observed_upper": 1.0 - g["observed_lower"]})
 
 
 def _decision_curve(t, e, F, h) -> pd.DataFrame:
