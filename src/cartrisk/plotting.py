@@ -15,6 +15,7 @@ the edge, in :mod:`cartrisk.tracking` and :mod:`cartrisk.workflows`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,8 +27,8 @@ from matplotlib.ticker import FuncFormatter
 from cartrisk.paths import atomic_path
 from cartrisk.units import interval_text
 
-__all__ = ["GROUP_COLOURS", "RISK_COLOURS", "SERIES_COLOURS", "error_bars", "forest_figure", "new_figure",
-           "risk_colours", "save_figure"]
+__all__ = ["GROUP_COLOURS", "RISK_COLOURS", "SERIES_COLOURS", "error_bars", "figure_stem", "forest_figure",
+           "new_figure", "risk_colours", "save_figure"]
 
 #: Okabe-Ito colours (colour-blind safe), kept for code that indexes groups by position; risk groups take
 #: :func:`risk_colours`, which gives each risk level the same colour whatever the number of groups.
@@ -65,6 +66,12 @@ def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def figure_stem(name: str) -> str:
+    """A label as part of a file name: runs of anything but ASCII letters and digits become one ``_``, lower case
+    (``"model[d0_30]"`` -> ``"model_d0_30"``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
 
 
 def save_figure(figure: Figure, path: str | Path, *, dpi: int = 120) -> Path:

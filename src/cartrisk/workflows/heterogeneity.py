@@ -16,7 +16,7 @@ from cartrisk.evaluation.clusters import ClusterValidation, internal_external_va
 from cartrisk.evaluation.samplesize import TARGET_SHRINKAGE, sample_size_check
 from cartrisk.evaluation.subgroups import subgroup_labels, subgroup_performance
 from cartrisk.exceptions import ConfigError
-from cartrisk.plotting import GROUP_COLOURS, forest_figure, save_figure
+from cartrisk.plotting import GROUP_COLOURS, figure_stem, forest_figure, save_figure
 from cartrisk.units import DAYS_PER_MONTH, estimate_text, months_to_days
 from cartrisk.workflows.sections import write_section
 
@@ -49,7 +49,7 @@ def write_clusters(results: dict[str, ClusterValidation], folder: Path, column: 
     for label, res in results.items():
         per.append(res.per_cluster.assign(model=label))
         pooled.append(res.pooled.assign(model=label))
-        slug = "".join(ch if ch.isalnum() else "_" for ch in label).strip("_")
+        slug = figure_stem(label)
         for metric, ref in (("harrell_c", None), ("oe_ratio", 1.0), ("calibration_slope", 1.0)):
             rows = res.per_cluster.rename(columns={metric: "estimate", f"{metric}_lower": "lower",
                                                    f"{metric}_upper": "upper"})
@@ -67,7 +67,7 @@ def write_clusters(results: dict[str, ClusterValidation], folder: Path, column: 
         frame.to_csv(folder / name, index=False)
         written.append(folder / name)
     first_label, first = next(iter(results.items()))
-    slug = "".join(ch if ch.isalnum() else "_" for ch in first_label).strip("_")
+    slug = figure_stem(first_label)
     written.append(write_section(folder, answer=first.answer(first_label), figure=f"forest_{slug}_harrell_c.png",
                                  alt=f"Harrell's C in each held-out {column} with its 95% interval, the REML pooled "
                                      "estimate (diamond) and the 95% prediction interval for a new cluster.",
