@@ -28,3 +28,17 @@ def test_forest_figure_draws_each_estimate_with_its_interval():
     assert texts == ["0.780 (0.700-0.850)", "0.600"]  # a missing bound: the estimate alone
     with pytest.raises(ValueError, match="one value per row"):
         forest_figure(["a"], [1, 2], [0, 1], [2, 3], xlabel="x")
+
+
+def test_forest_figure_draws_a_pooled_diamond_hazard_ratios_on_a_log_scale_and_published_values():
+    fig = forest_figure(["a", "b"], [0.8, 1.6], [0.6, 1.1], [1.1, 2.3], xlabel="O/E", reference=1.0, log_scale=True,
+                        pooled={"estimate": 1.1, "lower": 0.9, "upper": 1.3, "pi_lower": 0.5, "pi_upper": 2.4},
+                        overlay={"published HR": [np.nan, 2.0]}, decimals=2)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "pooled (REML)"]
+    assert [t.get_text() for t in ax.texts] == ["0.80 (0.60-1.10)", "1.60 (1.10-2.30)", "1.10 (0.90-1.30)"]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "1", "2"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["published HR", "95% prediction interval"]
+    assert len(ax.patches) == 1  # the pooled diamond
+    negative = forest_figure(["slope"], [0.1], [-0.2], [0.4], xlabel="slope")
+    assert [t.get_text() for t in negative.axes[0].texts] == ["0.100 (-0.200 to 0.400)"]

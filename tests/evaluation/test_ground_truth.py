@@ -11,7 +11,7 @@ from sksurv.util import Surv
 
 from cartrisk.data.simulate import planted_effects
 from cartrisk.evaluation import uno_c
-from cartrisk.groups._stats import cox_breslow
+from cartrisk.evaluation.coxreg import cox_partial_likelihood
 from cartrisk.modelling.pipeline import make_pipeline
 from cartrisk.modelling.rules import D0_30Rule
 from cartrisk.units import months_to_days
@@ -25,7 +25,7 @@ def _recovery(cohort, seed: int, n: int, terms: list[str], true_log_hr: np.ndarr
     design = truth[terms].to_numpy(float)
     event, time = y["os2_event"], y["os2_days"]
     cox = CoxPHSurvivalAnalysis(alpha=0.0, ties="breslow").fit(design, y)
-    _, _, information = cox_breslow(design, event, time, cox.coef_)
+    _, _, information = cox_partial_likelihood(design, event, time, cox.coef_, ties="breslow")
     se = np.sqrt(np.diag(np.linalg.inv(information)))
     z = stats.norm.ppf(0.975)
     return (cox.coef_ - z * se <= true_log_hr) & (true_log_hr <= cox.coef_ + z * se)

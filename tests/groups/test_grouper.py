@@ -17,6 +17,8 @@ from sksurv.metrics import concordance_index_censored, concordance_index_ipcw, c
 from sksurv.nonparametric import kaplan_meier_estimator
 from sksurv.util import Surv
 
+from cartrisk.data.survstats import km_at, km_median
+from cartrisk.evaluation.coxreg import cox_partial_likelihood
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.groups import (
     Recalibrator,
@@ -30,7 +32,7 @@ from cartrisk.groups import (
     net_reclassification,
     observed_group_risk,
 )
-from cartrisk.groups._stats import bootstrap_harrell, cox_breslow, km_at, km_median
+from cartrisk.groups._stats import bootstrap_harrell
 from cartrisk.groups.reclassification import net_benefit
 from cartrisk.units import months_to_days
 
@@ -81,9 +83,9 @@ BOOK_X = np.array([[0], [1], [1], [1], [0], [0.0]])
 
 
 @pytest.mark.parametrize("beta", [0.0, 1.4752849, -0.7])
-def test_cox_breslow_matches_therneau_closed_form(beta):
+def test_breslow_partial_likelihood_matches_therneau_closed_form(beta):
     r = np.exp(beta)
-    loglik, score, info = cox_breslow(BOOK_X, BOOK_EVENT, BOOK_TIME, [beta])
+    loglik, score, info = cox_partial_likelihood(BOOK_X, BOOK_EVENT, BOOK_TIME, [beta], ties="breslow")
     assert loglik == pytest.approx(2 * beta - np.log(3 * r + 3) - 2 * np.log(r + 3), rel=1e-12)
     assert score[0] == pytest.approx((6 + 3 * r - r**2) / ((r + 1) * (r + 3)), abs=1e-12)
     assert info[0, 0] == pytest.approx(r / (r + 1) ** 2 + 6 * r / (r + 3) ** 2, rel=1e-12)
@@ -93,9 +95,10 @@ def test_sksurv_coefficient_and_our_se_match_published_book_values():
     cox = CoxPHSurvivalAnalysis(ties="breslow").fit(BOOK_X, _surv(BOOK_EVENT, BOOK_TIME))
     assert cox.coef_[0] == pytest.approx(1.4752849, abs=1e-5)  # coxph(..., method="breslow") in book1.R
     r = (3 + np.sqrt(33)) / 2  # root of the score 6 + 3r - r^2 = 0
-    se = 1 / np.sqrt(cox_breslow(BOOK_X, BOOK_EVENT, BOOK_TIME, cox.coef_)[2][0, 0])
+    se = 1 / np.sqrt(cox_partial_likelihood(BOOK_X, BOOK_EVENT, BOOK_TIME, cox.coef_, ties="breslow")[2][0, 0])
     assert se == pytest.approx(1 / np.sqrt(r / (r + 1) ** 2 + 6 * r / (r + 3) ** 2), rel=1e-5)
-    assert cox_breslow(BOOK_X, BOOK_EVENT, BOOK_TIME, [0.0])[2][0, 0] == pytest.approx(0.625)  # var 1.6 at b = 0
+    info_at_zero = cox_partial_likelihood(BOOK_X, BOOK_EVENT, BOOK_TIME, [0.0], ties="breslow")[2][0, 0]
+    assert info_at_zero == pytest.approx(0.625)  # var 1.6 at b = 0
 
 
 def test_cox_information_matches_sksurv_hessian_and_numerical_hessian(train_set):
@@ -103,7 +106,7 @@ def test_cox_information_matches_sksurv_hessian_and_numerical_hessian(train_set)
     event, time = y["os2_event"], y["os2_days"]
     X = np.column_stack([timing == 1, timing == 2]).astype(float)
     beta = CoxPHSurvivalAnalysis(ties="breslow").fit(X, y).coef_
-    _, score, info = cox_breslow(X, event, time, beta)
+    _, score, info = cox_partial_likelihood(X, event, time, beta, ties="breslow")
     opt = CoxPHOptimizer(X, event, time, alpha=np.zeros(2), ties="breslow")
     opt.update(beta)
     n = len(time)
@@ -131,7 +134,7 @@ def test_hazard_ratios_match_cox_fit(eval_set):
     hr = res.hazard_ratios
     X = np.column_stack([timing == 1, timing == 2]).astype(float)
     beta = CoxPHSurvivalAnalysis(ties="breslow").fit(X, y).coef_
-    cov = np.linalg.inv(cox_breslow(X, y["os2_event"], y["os2_days"], beta)[2])
+    cov = np.linalg.inv(cox_partial_likelihood(X, y["os2_event"], y["os2_days"], beta, ties="breslow")[2])
     low = hr[hr.contrast == "vs lowest"]
     np.testing.assert_allclose(low.coef, beta, rtol=1e-10)
     np.testing.assert_allclose(low.se, np.sqrt(np.diag(cov)), rtol=1e-10)

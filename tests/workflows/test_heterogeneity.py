@@ -128,7 +128,8 @@ def test_internal_external_validation_on_the_simulated_centres():
 
 def test_section_json_follows_the_contract(tmp_path, small_bundle):
     from cartrisk.bundle import load_bundle
-    from cartrisk.bundle.validation import validate_bundle, write_validation
+    from cartrisk.bundle.validation import validate_bundle
+    from cartrisk.workflows.validation import write_validation
 
     res = validate_bundle(load_bundle(small_bundle[0]), simulate(400, 8)[0], horizon_months=6, n_boot=20)
     write_validation(res, tmp_path)

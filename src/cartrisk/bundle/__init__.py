@@ -31,7 +31,6 @@ _EXPORTS = {
     "summary_line": "scoring",
     "update_bundle": "updating",
     "validate_bundle": "validation",
-    "write_validation": "validation",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,11 +8,8 @@ keeps the percentiles of its training risk scores, never patients). Registry ext
 
 from __future__ import annotations
 
-import json
-import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,18 +19,18 @@ from sksurv.util import Surv
 from cartrisk.bundle.scoring import Bundle
 from cartrisk.data.schema import Problem, validate
 from cartrisk.evaluation.external import ExternalValidation, external_validation
-from cartrisk.evaluation.figures import calibration_curve_figure, case_mix_figure, forest_figure
 from cartrisk.evaluation.subgroups import subgroup_labels, subgroup_performance
 from cartrisk.exceptions import SchemaError, StatisticalWarning
-from cartrisk.plotting import save_figure
-from cartrisk.units import months_to_days
+from cartrisk.units import estimate_text, months_to_days
 
-__all__ = ["BundleValidation", "membership_c", "validate_bundle", "validation_cohort", "write_validation"]
+__all__ = ["BundleValidation", "membership_c", "validate_bundle", "validation_cohort"]
 
 
 @dataclass
 class BundleValidation:
-    """What :func:`validate_bundle` found (aggregates only; the arrays behind the figures stay in memory)."""
+    """What :func:`validate_bundle` found: aggregates, and the arrays behind the figures (``arrays``: time, event,
+    risk score and risk group of each patient), which stay in memory (:func:`cartrisk.workflows.write_validation`
+    writes the figures and tables)."""
 
     bundle: str
     fingerprint: str
@@ -44,7 +41,7 @@ class BundleValidation:
     group_km: pd.DataFrame | None
     development: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
-    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -55,8 +52,7 @@ class BundleValidation:
         m = self.metrics.set_index("metric")
 
         def fmt(name: str) -> str:
-            r = m.loc[name]
-            return f"{r['estimate']:.2f} ({r['lower']:.2f}-{r['upper']:.2f})"
+            return estimate_text(*m.loc[name, ["estimate", "lower", "upper"]])
 
         return (f"On {self.external.n:,} patients of {self.source} ({self.external.n_events:,} deaths by "
                 f"{self.external.horizon_months:g} months), {self.bundle} has Harrell's C {fmt('harrell_c')}, O/E "
@@ -161,7 +157,7 @@ def validate_bundle(bundle: Bundle, frame: pd.DataFrame, *, horizon_months: floa
         groups = bundle.predict_frame(typed)["risk_group"].to_numpy(dtype=object)
         km = _group_km(y, groups, list(bundle.risk_groups["labels"]), h)
     result = BundleValidation(bundle.name, bundle.fingerprint, source, ext, case_mix, table, km, development, notes)
-    result._arrays = {"time": y["time_days"], "event": y["event"], "risk": risk,
+    result.arrays = {"time": y["time_days"], "event": y["event"], "risk": risk,
                       **({"groups": groups} if groups is not None else {})}
     return result
 
@@ -177,92 +173,3 @@ def _group_km(y, groups, labels, h) -> pd.DataFrame:
                      "observed_survival": float(s[0]), "observed_lower": float(lo[0]),
                      "observed_upper": float(hi[0])})
     return pd.DataFrame(rows)
-
-
-def _section(folder: Path, answer: str, figure: str, alt: str, table: str | None) -> Path:
-    body = {"answer": answer, "figure": figure, "alt": alt, **({"table": table} if table else {})}
-    path = folder / "section.json"
-    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def write_validation(result: BundleValidation, out_dir: str | Path) -> list[Path]:
-    """Write the tables, figures and ``section.json`` of a validation into ``out_dir`` (subgroups in
-    ``out_dir/subgroups/``); returns the paths written."""
-    from cartrisk.groups.figures import decision_curve_figure, km_figure
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ext, written = result.external, []
-
-    def csv(frame: pd.DataFrame, path: Path) -> None:
-        frame.to_csv(path, index=False)
-        written.append(path)
-
-    csv(ext.metrics, out / "metrics.csv")
-    csv(ext.calibration_curve, out / "calibration_curve.csv")
-    csv(ext.deciles, out / "calibration_deciles.csv")
-    csv(ext.decision_curve, out / "decision_curve.csv")
-    csv(pd.DataFrame([result.case_mix]), out / "case_mix.csv")
-    h = ext.horizon_months
-    written.append(save_figure(calibration_curve_figure(ext.calibration_curve, ext.deciles, horizon_months=h,
-                                                        title=f"calibration at {h:g} months, {result.source}"),
-                               out / "calibration.png"))
-    long = ext.decision_curve.melt(id_vars="threshold", var_name="strategy", value_name="net_benefit")
-    long["strategy"] = long["strategy"].map({"model": result.bundle, "treat_all": "treat all",
-                                             "treat_none": "treat none"})
-    written.append(save_figure(decision_curve_figure(long, horizon_months=h, title="decision curve"),
-                               out / "decision_curve.png"))
-    a = result._arrays
-    if "groups" in a and result.group_km is not None:
-        cats = pd.Categorical(a["groups"], categories=list(result.group_km["risk_group"]), ordered=True)
-        csv(result.group_km, out / "risk_groups.csv")
-        written.append(save_figure(km_figure({"bundle risk groups": (a["time"], a["event"], cats)},
-                                             title=f"OS by the bundle's risk groups, {result.source}"),
-                                   out / "km_risk_groups.png"))
-    if a:
-        written.append(save_figure(case_mix_figure(result.development, a["risk"],
-                                                   membership_c=result.case_mix["membership_c"]),
-                                   out / "case_mix.png"))
-    if result.notes:  # aggregate only: the row numbers of the patients concerned stay on the terminal
-        path = out / "notes.md"
-        notes = [re.sub(r" \(rows [^)]*\)", "", n) for n in result.notes]
-        path.write_text("# Notes\n\n" + "\n".join(f"- {n}" for n in notes) + "\n", encoding="utf-8")
-        written.append(path)
-    written.append(_section(out, result.answer(), "calibration.png",
-                            f"Smoothed observed against predicted risk of death by {h:g} months with its 95% "
-                            "bootstrap band, and deciles of predicted risk with their Kaplan-Meier risk.",
-                            "metrics.csv"))
-    if result.subgroups is not None:
-        written += write_subgroups(result.subgroups, out / "subgroups", horizon_months=h, where=result.source)
-    return written
-
-
-def write_subgroups(table: pd.DataFrame, out_dir: str | Path, *, horizon_months: float, where: str) -> list[Path]:
-    """Write a subgroup table, its forest plot of the C by subgroup and ``section.json``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "subgroups.csv"
-    table.to_csv(path, index=False)
-    written = [path]
-    for metric in ("harrell_c", "oe_ratio", "calibration_slope"):
-        rows = table[(table["metric"] == metric) & (table["variable"] != "all")]
-        if rows.empty:
-            continue
-        rows = rows.assign(label=rows["variable"] + ": " + rows["subgroup"] + " (n=" + rows["n"].astype(str) + ")")
-        overall = float(table[(table["metric"] == metric) & (table["variable"] == "all")]["estimate"].iloc[0])
-        fig = forest_figure(rows, label="label", reference=overall, xlabel=metric.replace("_", " "),
-                            title=f"{metric.replace('_', ' ')} by subgroup (dashed: overall)")
-        written.append(save_figure(fig, out / f"forest_{metric}.png"))
-    flagged = table[table["flag"]]
-    what = ("no subgroup's interval excludes the overall value" if flagged.empty else
-            "flagged (interval excludes the overall value): " + ", ".join(
-                f"{r.variable} {r.subgroup} ({r.metric} {r.estimate:.2f}, {r.lower:.2f}-{r.upper:.2f})"
-                for r in flagged.itertuples()))
-    c = table[(table["metric"] == "harrell_c") & (table["variable"] != "all")]
-    span = f"{c['estimate'].min():.2f} to {c['estimate'].max():.2f}" if len(c) else "n/a"
-    written.append(_section(out, f"Across subgroups of {where}, Harrell's C ranges from {span} at "
-                                 f"{horizon_months:g} months; {what}.", "forest_harrell_c.png",
-                            "Harrell's C with its 95% bootstrap interval in each subgroup, against the overall C "
-                            "(dashed); flagged subgroups in orange.", "subgroups.csv"))
-    return written

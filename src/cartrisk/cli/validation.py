@@ -76,8 +76,9 @@ def validate_model(
     """Externally validate a bundle on a cohort: C, AUC, O/E, slope, ICI, Brier, IPA, net benefit with 95%
     bootstrap intervals; calibration, decision-curve, risk-group and case-mix figures."""
     from cartrisk.bundle import summary_line
-    from cartrisk.bundle.validation import validate_bundle, write_validation
+    from cartrisk.bundle.validation import validate_bundle
     from cartrisk.exceptions import SchemaError
+    from cartrisk.workflows.validation import write_validation
 
     check_trust_options(trust, expect_fingerprint)
     check_output_folder(out, where="--out")

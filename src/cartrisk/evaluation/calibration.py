@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sksurv.linear_model import CoxPHSurvivalAnalysis
-from sksurv.util import Surv, check_y_survival
+from sksurv.util import check_y_survival
 
 from cartrisk.data.survstats import km_at
+from cartrisk.evaluation._fastsurv import rcs_basis
+from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import days_to_months
 
@@ -33,7 +34,9 @@ __all__ = [
     "HorizonCalibration",
     "calibration_at_horizon",
     "check_horizons",
+    "cloglog",
     "d_calibration",
+    "group_table",
     "horizon_problems",
     "lookup_survival",
     "survival_at_own_time",
@@ -43,6 +46,12 @@ __all__ = [
 _RCS_KNOT_PERCENTILES = (10.0, 50.0, 90.0)
 #: Predicted probabilities are clipped away from 0 and 1 before the log(-log) transform.
 _EPS = 1e-10
+
+
+def cloglog(surv) -> np.ndarray:
+    """``log(-log S)`` of survival probabilities clipped to [1e-10, 1 - 1e-10]: the scale on which a Cox model's
+    predictions are linear (its linear predictor plus a constant), where calibration slopes and curves are fitted."""
+    return np.log(-np.log(np.clip(np.asarray(surv, dtype=float), _EPS, 1.0 - _EPS)))
 
 
 def _describe_horizon(horizon_days: float) -> str:
@@ -237,30 +246,11 @@ def _km_at(event: np.ndarray, time: np.ndarray, horizon: float) -> tuple[float, 
     return float(surv[0]), float(lower[0]), float(upper[0])
 
 
-def _rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
-    """Restricted cubic spline basis (linear beyond the outer knots), Harrell's parametrisation."""
-    k = knots.shape[0]
-    norm = (knots[-1] - knots[0]) ** 2
-    cols = [x]
-    for j in range(k - 2):
-        term = (
-            np.clip(x - knots[j], 0, None) ** 3
-            - np.clip(x - knots[-2], 0, None) ** 3 * (knots[-1] - knots[j]) / (knots[-1] - knots[-2])
-            + np.clip(x - knots[-1], 0, None) ** 3 * (knots[-2] - knots[j]) / (knots[-1] - knots[-2])
-        )
-        cols.append(term / norm)
-    return np.column_stack(cols)
-
-
-def _cox_observed_event_prob(basis: np.ndarray, y_trunc, horizon: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fit Cox on ``basis``; return coefficients (original scale) and event probabilities at the horizon."""
-    mean, sd = basis.mean(axis=0), basis.std(axis=0)
-    sd[sd == 0] = 1.0
-    cox = CoxPHSurvivalAnalysis().fit((basis - mean) / sd, y_trunc)
-    lin = cox.predict((basis - mean) / sd)
-    cum_h0 = cox.cum_baseline_hazard_
-    h0 = float(cum_h0(np.clip(horizon, cum_h0.domain[0], cum_h0.domain[1])))
-    return cox.coef_ / sd, 1.0 - np.exp(-h0 * np.exp(lin))
+def _cox_observed_event_prob(basis: np.ndarray, event_by_h: np.ndarray, time_h: np.ndarray, horizon: float
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Fit Cox (Breslow ties) on ``basis``; return its coefficients and the event probabilities at the horizon."""
+    fit = fit_cox(basis, event_by_h, time_h, ties="breslow")
+    return fit.coef, 1.0 - np.exp(-fit.cumhaz(horizon) * np.exp(basis @ fit.coef))
 
 
 def check_survival_probabilities(values, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -308,8 +298,8 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
 
     pred_event = 1.0 - surv_prob
     observed, obs_lo, obs_hi = _km_at(event, time, horizon)
-    y_trunc = Surv.from_arrays(event=event_by_h, time=np.minimum(time, horizon))
-    cll = np.log(-np.log(np.clip(surv_prob, _EPS, 1 - _EPS)))
+    time_h = np.minimum(time, horizon)
+    cll = cloglog(surv_prob)
 
     n_distinct = np.unique(cll).shape[0]
     if n_distinct < 2:
@@ -322,11 +312,11 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
         slope = np.nan
         smoothed = np.full_like(pred_event, 1.0 - observed)
     else:
-        coef, _ = _cox_observed_event_prob(cll[:, None], y_trunc, horizon)
+        coef, _ = _cox_observed_event_prob(cll[:, None], event_by_h, time_h, horizon)
         slope = float(coef[0])
         knots = np.unique(np.percentile(cll, _RCS_KNOT_PERCENTILES))
-        basis = _rcs_basis(cll, knots) if n_distinct >= 3 and knots.shape[0] == 3 else cll[:, None]
-        _, smoothed = _cox_observed_event_prob(basis, y_trunc, horizon)
+        basis = rcs_basis(cll, knots) if n_distinct >= 3 and knots.shape[0] == 3 else cll[:, None]
+        _, smoothed = _cox_observed_event_prob(basis, event_by_h, time_h, horizon)
 
     abs_err = np.abs(pred_event - smoothed)
     order = np.argsort(pred_event, kind="stable")
@@ -335,7 +325,7 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
         horizon_months=float(days_to_months(horizon)),
         n=int(time.shape[0]),
         n_events=int(event_by_h.sum()),
-        table=_group_table(event, time, surv_prob, horizon, n_groups),
+        table=group_table(event, time, surv_prob, horizon, n_groups),
         ici=float(abs_err.mean()),
         e50=float(np.median(abs_err)),
         e90=float(np.quantile(abs_err, 0.9)),
@@ -347,8 +337,10 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
     )
 
 
-def _group_table(event, time, surv_prob, horizon: float, n_groups: int) -> pd.DataFrame:
-    """Observed Kaplan-Meier vs mean predicted survival by groups of predicted risk."""
+def group_table(event, time, surv_prob, horizon: float, n_groups: int = 10) -> pd.DataFrame:
+    """Observed Kaplan-Meier vs mean predicted survival by groups of predicted risk (ties stay in one group):
+    ``group, n, n_events`` (by the horizon), ``mean_predicted``, ``observed``, ``observed_lower``,
+    ``observed_upper`` (95% log-log interval)."""
     risk = 1.0 - surv_prob
     edges = np.unique(np.quantile(risk, np.linspace(0, 1, n_groups + 1)[1:-1]))
     group = np.searchsorted(edges, risk, side="left")

@@ -21,16 +21,17 @@ from sklearn.utils import _safe_indexing
 from sksurv.util import check_y_survival
 
 from cartrisk.evaluation import _fastsurv as fs
+from cartrisk.evaluation.calibration import cloglog
+from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.evaluation.crossval import seed_estimator
 from cartrisk.evaluation.meta import random_effects
 from cartrisk.evaluation.subgroups import core_metrics
 from cartrisk.exceptions import ConfigError
-from cartrisk.units import months_to_days
+from cartrisk.units import interval_text, months_to_days
 
 __all__ = ["ClusterFold", "ClusterValidation", "cluster_splits", "internal_external_validation"]
 
 DESIGNS = ("auto", "leave-one-out", "temporal")
-_EPS = 1e-10
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,9 @@ class ClusterValidation:
 
         def f(m: str) -> str:
             r = p.loc[m]
-            return (f"{r['estimate']:.2f} (95% CI {r['lower']:.2f}-{r['upper']:.2f}; prediction interval "
-                    f"{r['pi_lower']:.2f}-{r['pi_upper']:.2f})")
+            ci, pi = (interval_text(r[lo], r[hi], "{:.2f}".format) or "n/a"
+                      for lo, hi in (("lower", "upper"), ("pi_lower", "pi_upper")))
+            return f"{r['estimate']:.2f} (95% CI {ci}; prediction interval {pi})"
 
         return (f"Across {int(p.loc['harrell_c', 'k'])} held-out clusters ({self.design}), {what} has pooled "
                 f"Harrell's C {f('harrell_c')}, O/E {f('oe_ratio')} and calibration slope {f('calibration_slope')} at "
@@ -163,9 +165,9 @@ def _cluster_row(name, y_test, risk, pred_risk, h, n_boot, rng) -> dict:
     se_oe = 1.0 / np.sqrt(deaths) if deaths else np.nan
     se_slope = np.nan
     if deaths:
-        cll = np.log(-np.log(1.0 - np.clip(F, _EPS, 1.0 - _EPS)))
+        cll = cloglog(1.0 - F)
         with np.errstate(all="ignore"):
-            se_slope = float(np.sqrt(fs.cox_efron(t, e, cll[:, None]).cov[0, 0])) if np.ptp(cll) > 0 else np.nan
+            se_slope = float(fit_cox(cll, e, t).se[0]) if np.ptp(cll) > 0 else np.nan
     lc = np.log(c / (1 - c)) if 0 < c < 1 else np.nan
     expit = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
     return {"cluster": name, "n": int(t.size), "events": deaths,

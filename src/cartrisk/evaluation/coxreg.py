@@ -1,86 +1,139 @@
-"""Unpenalised Cox regression with its inference, as clinical papers report it.
+"""Unpenalised Cox regression with its inference, as clinical papers report it: the one Cox engine of cartrisk.
 
 :func:`cox_regression` fits a Cox proportional hazards model (Efron or Breslow ties) and returns hazard ratios
 with Wald 95% intervals and p-values; :func:`ph_test` tests proportional hazards per term and globally with
 scaled Schoenfeld residuals (Grambsch & Therneau 1994, the test of R's ``cox.zph`` before survival 3.0 and of
-lifelines' ``proportional_hazard_test``).
+lifelines' ``proportional_hazard_test``). :func:`fit_cox` is the same fit without the checks, for bootstrap
+resamples and other loops that must not stop on one degenerate sample (external validation's calibration slope and
+smoothed calibration curve, subgroup and cluster slopes, Riley's sample-size check); :func:`cox_partial_likelihood`
+is the likelihood alone (the centre frailty model, the risk groups' hazard ratios).
 
 The fit is Newton-Raphson with step halving from zero on the exact partial likelihood computed here (vectorised
-over the distinct death times), as R's ``coxph`` does; its observed information gives the covariance. It equals
-statsmodels' ``PHReg`` (tests/evaluation/test_coxreg.py) and scikit-survival's ``CoxPHSurvivalAnalysis`` with
-``alpha = 0``. Times in days.
+over the distinct death times; the risk sets are worked out once per fit, not once per step), as R's ``coxph``
+does; its observed information gives the covariance, and the same sums give the baseline cumulative hazard
+(Breslow's estimator, with Efron's correction under Efron ties, as R's ``basehaz``). It equals statsmodels'
+``PHReg`` (tests/evaluation/test_coxreg.py), scikit-survival's ``CoxPHSurvivalAnalysis`` with ``alpha = 0`` and
+the closed forms of Therneau & Grambsch's test data (tests/groups/test_grouper.py). Times in days.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sksurv.nonparametric import kaplan_meier_estimator
 
+from cartrisk.data.survstats import km_at
 from cartrisk.exceptions import StatisticalWarning
 
-__all__ = ["CoxFit", "cox_partial_likelihood", "cox_regression", "ph_test", "schoenfeld_residuals"]
+__all__ = ["CoxFit", "baseline_cumhaz", "cox_partial_likelihood", "cox_regression", "fit_cox", "ph_test",
+           "schoenfeld_residuals"]
 
 _TIES = ("efron", "breslow")
 _TRANSFORMS = ("km", "identity", "log")
 
 
-def _walk(X: np.ndarray, event: np.ndarray, time: np.ndarray, coef: np.ndarray, ties: str, residuals: bool = False):
-    """Log partial likelihood, score and information (or each death's Schoenfeld residual x_i - E[x | risk set]
-    and its time), vectorised over the distinct death times."""
+class _RiskSets(NamedTuple):
+    """Where the risk sets of one stratum start, in time order: what every step of a fit reuses."""
+
+    order: np.ndarray  # the stratum's rows, sorted by time (stable)
+    deaths: np.ndarray  # positions (in time order) of the deaths
+    times: np.ndarray  # the distinct death times
+    starts: np.ndarray  # first position at risk at each death time
+    first: np.ndarray  # position in ``deaths`` of each death time's first death
+    group: np.ndarray  # death time of each death (index into ``times``)
+    d: np.ndarray  # deaths at each death time
+    frac: np.ndarray  # Efron's l / d of each death (zeros under Breslow ties)
+
+
+def _risk_sets(event: np.ndarray, time: np.ndarray, ties: str, rows: np.ndarray | None = None) -> _RiskSets:
     order = np.argsort(time, kind="mergesort")
-    X, event, time = X[order], event[order], time[order]
-    n, p = X.shape
+    event, time = event[order], time[order]
+    deaths = np.flatnonzero(event)
+    times, group, d = np.unique(time[deaths], return_inverse=True, return_counts=True)
+    starts = np.searchsorted(time, times, side="left")
+    first = np.searchsorted(group, np.arange(times.size), side="left")
+    rank = np.arange(deaths.size) - first[group]
+    frac = rank / d[group] if ties == "efron" else np.zeros(deaths.size)
+    return _RiskSets(order if rows is None else rows[order], deaths, times, starts, first, group, d, frac)
+
+
+def _strata_sets(event, time, ties: str, strata) -> list[_RiskSets]:
+    """One :class:`_RiskSets` per stratum (risk sets within each), ``order`` indexing the full sample."""
+    if strata is None:
+        return [_risk_sets(event, time, ties)]
+    rows = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    return [_risk_sets(event[r], time[r], ties, r) for r in rows]
+
+
+class _Sums(NamedTuple):
+    loglik: float
+    score: np.ndarray
+    info: np.ndarray
+    hazard: np.ndarray  # baseline hazard increments at the death times (every covariate at 0)
+
+
+def _means(X: np.ndarray, rs: _RiskSets, coef: np.ndarray):
+    """The weights and each death's risk-set mean of ``X`` (Efron-corrected for tied deaths)."""
     eta = X @ coef
     shift = eta.max()
     w = np.exp(eta - shift)
-    deaths = np.flatnonzero(event)
-    if deaths.size == 0:
-        return (np.empty((0, p)), np.empty(0)) if residuals else (0.0, np.zeros(p), np.zeros((p, p)))
-    dtimes, group, d = np.unique(time[deaths], return_inverse=True, return_counts=True)
-    starts = np.searchsorted(time, dtimes, side="left")  # first patient at risk at each death time
     # Risk-set sums at each death time: reverse cumulative sums over the sorted rows, read at `starts`.
-    r0 = np.cumsum(w[::-1])[::-1][starts]
-    r1 = np.cumsum((w[:, None] * X)[::-1], axis=0)[::-1][starts]
+    r0 = np.cumsum(w[::-1])[::-1][rs.starts]
+    r1 = np.cumsum((w[:, None] * X)[::-1], axis=0)[::-1][rs.starts]
     # Sums over the deaths at each time (deaths are sorted by time, so each time's deaths are contiguous).
-    first = np.searchsorted(group, np.arange(dtimes.size), side="left")
-    wd, xd = w[deaths], X[deaths]
-    d0 = np.add.reduceat(wd, first)
-    d1 = np.add.reduceat(wd[:, None] * xd, first, axis=0)
-    rank = np.arange(deaths.size) - first[group]
-    frac = rank / d[group] if ties == "efron" else np.zeros(deaths.size)
-    phi0 = r0[group] - frac * d0[group]
-    mean = (r1[group] - frac[:, None] * d1[group]) / phi0[:, None]
-    if residuals:
-        group_mean = np.add.reduceat(mean, first, axis=0) / d[:, None]
-        return xd - group_mean[group], time[deaths]
-    loglik = float(eta[deaths].sum() - np.log(phi0).sum() - deaths.size * shift)
+    wd, xd = w[rs.deaths], X[rs.deaths]
+    d0 = np.add.reduceat(wd, rs.first)
+    d1 = np.add.reduceat(wd[:, None] * xd, rs.first, axis=0)
+    phi0 = r0[rs.group] - rs.frac * d0[rs.group]
+    mean = (r1[rs.group] - rs.frac[:, None] * d1[rs.group]) / phi0[:, None]
+    return eta, shift, w, wd, xd, phi0, mean
+
+
+def _sums(X: np.ndarray, rs: _RiskSets, coef: np.ndarray) -> _Sums:
+    """Log partial likelihood, score, information and baseline hazard increments of rows ``X`` (already in the
+    order of ``rs``) at ``coef``."""
+    n, p = X.shape
+    if rs.deaths.size == 0:
+        return _Sums(0.0, np.zeros(p), np.zeros((p, p)), np.empty(0))
+    eta, shift, w, wd, xd, phi0, mean = _means(X, rs, coef)
+    loglik = float(eta[rs.deaths].sum() - np.log(phi0).sum() - rs.deaths.size * shift)
     score = xd.sum(axis=0) - mean.sum(axis=0)
     # sum_g a_g S2(risk set g) = X' diag(w A) X, where A_j adds a_g over the death times whose risk set holds j
     # (those at or before j's time); Efron's tied-death correction is the same over the deaths.
-    a = np.add.reduceat(1.0 / phi0, first)
+    a = np.add.reduceat(1.0 / phi0, rs.first)
     at_start = np.zeros(n)
-    np.add.at(at_start, starts, a)
+    np.add.at(at_start, rs.starts, a)
     weight = w * np.cumsum(at_start)
     info = (X * weight[:, None]).T @ X - mean.T @ mean
-    if ties == "efron" and (d > 1).any():
-        b = np.add.reduceat(frac / phi0, first)
-        info -= (xd * (wd * b[group])[:, None]).T @ xd
-    return loglik, score, info
+    if rs.frac.any():
+        b = np.add.reduceat(rs.frac / phi0, rs.first)
+        info -= (xd * (wd * b[rs.group])[:, None]).T @ xd
+    # a_g, the sum over the deaths at a time of 1 / (their risk set's weight), is Breslow's hazard increment
+    # (Efron's under Efron ties): here for weights exp(eta - shift), so back to exp(eta).
+    return _Sums(loglik, score, info, a * np.exp(-shift))
 
 
-def _walk_strata(X, event, time, coef, ties, strata, residuals: bool = False):
-    """:func:`_walk` summed over strata (risk sets within each stratum)."""
-    if strata is None:
-        return _walk(X, event, time, coef, ties, residuals)
-    parts = [_walk(X[m], event[m], time[m], coef, ties, residuals) for m in (strata == s for s in np.unique(strata))]
-    if residuals:
-        return np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    return sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts)
+def _total(parts: list[tuple[np.ndarray, _RiskSets]], coef: np.ndarray) -> _Sums:
+    """:func:`_sums` added over strata (risk sets within each)."""
+    sums = [_sums(X, rs, coef) for X, rs in parts]
+    if len(sums) == 1:
+        return sums[0]
+    return _Sums(sum(s.loglik for s in sums), sum(s.score for s in sums), sum(s.info for s in sums), np.empty(0))
+
+
+def _residuals(X: np.ndarray, rs: _RiskSets, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each death's Schoenfeld residual x_i - E[x | risk set] (tied deaths share the Efron-averaged mean), and
+    its time."""
+    if rs.deaths.size == 0:
+        return np.empty((0, X.shape[1])), np.empty(0)
+    mean = _means(X, rs, coef)[-1]
+    group_mean = np.add.reduceat(mean, rs.first, axis=0) / rs.d[:, None]
+    return X[rs.deaths] - group_mean[rs.group], rs.times[rs.group]
 
 
 def cox_partial_likelihood(X, event, time, coef, ties: str = "efron") -> tuple[float, np.ndarray, np.ndarray]:
@@ -95,8 +148,28 @@ def cox_partial_likelihood(X, event, time, coef, ties: str = "efron") -> tuple[f
     """
     if ties not in _TIES:
         raise ValueError(f"ties must be one of {', '.join(_TIES)}, got {ties!r}")
-    X = np.asarray(X, dtype=float)
-    return _walk(X, np.asarray(event, dtype=bool), np.asarray(time, dtype=float), np.asarray(coef, float), ties)
+    X = np.asarray(X, dtype=float).reshape(len(time), -1)
+    rs = _risk_sets(np.asarray(event, dtype=bool), np.asarray(time, dtype=float), ties)
+    return _sums(X[rs.order], rs, np.asarray(coef, dtype=float))[:3]
+
+
+def _read_step(times: np.ndarray, cumulative: np.ndarray, at) -> np.ndarray:
+    """A cumulative hazard (0 before its first time) read at ``at``."""
+    idx = np.searchsorted(times, np.asarray(at, dtype=float), side="right") - 1
+    return np.where(idx >= 0, cumulative[np.maximum(idx, 0)], 0.0)
+
+
+def baseline_cumhaz(X, event, time, coef, at, *, ties: str = "efron") -> np.ndarray:
+    """Baseline cumulative hazard (every covariate at 0) of a Cox model with coefficients ``coef``, at ``at`` days.
+
+    Breslow's estimator, Efron-corrected under Efron ties (R's ``basehaz(fit, centered = FALSE)``); the
+    coefficients need not maximise the likelihood (e.g. a calibration slope fixed at 1).
+    """
+    if ties not in _TIES:
+        raise ValueError(f"ties must be one of {', '.join(_TIES)}, got {ties!r}")
+    X = np.asarray(X, dtype=float).reshape(len(time), -1)
+    rs = _risk_sets(np.asarray(event, dtype=bool), np.asarray(time, dtype=float), ties)
+    return _read_step(rs.times, np.cumsum(_sums(X[rs.order], rs, np.asarray(coef, dtype=float)).hazard), at)
 
 
 @dataclass
@@ -108,7 +181,7 @@ class CoxFit:
     terms : list of str
         The design's columns.
     coef, se : ndarray
-        Log hazard ratios and their standard errors (inverse observed information).
+        Log hazard ratios and their standard errors (inverse observed information; NaN when it is singular).
     covariance : ndarray
     loglik : float
         Log partial likelihood at the maximum (``loglik_null`` at zero).
@@ -118,6 +191,8 @@ class CoxFit:
         The design and outcome the model was fitted on (kept for :func:`ph_test`; not written anywhere).
     strata : ndarray or None
         Stratum codes (a separate baseline hazard per stratum), when stratified.
+    converged : bool
+        Whether Newton-Raphson reached the maximum (:func:`cox_regression` warns when not).
     """
 
     terms: list[str]
@@ -125,7 +200,6 @@ class CoxFit:
     se: np.ndarray
     covariance: np.ndarray
     loglik: float
-    loglik_null: float
     n: int
     events: int
     ties: str
@@ -133,6 +207,21 @@ class CoxFit:
     event: np.ndarray
     time: np.ndarray
     strata: np.ndarray | None = None
+    converged: bool = True
+    _hazard: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @cached_property
+    def loglik_null(self) -> float:
+        """Log partial likelihood of the model with every coefficient 0."""
+        sets = _strata_sets(self.event, self.time, self.ties, self.strata)
+        return _total([(self.X[rs.order], rs) for rs in sets], np.zeros(self.X.shape[1])).loglik
+
+    def cumhaz(self, at: float) -> float:
+        """Baseline cumulative hazard (every covariate at 0) at ``at`` days: Breslow's estimator, Efron-corrected
+        under Efron ties (R's ``basehaz(fit, centered = FALSE)``). Not for a stratified fit."""
+        if self._hazard is None:
+            raise ValueError("a stratified Cox fit has one baseline hazard per stratum; fit without strata")
+        return float(_read_step(*self._hazard, at))
 
     def table(self, conf_level: float = 0.95) -> pd.DataFrame:
         """One row per term: ``term``, ``coef``, ``se``, ``hr``, ``hr_lower``, ``hr_upper``, ``z``, ``p_value``."""
@@ -141,6 +230,102 @@ class CoxFit:
         return pd.DataFrame({"term": self.terms, "coef": self.coef, "se": self.se, "hr": np.exp(self.coef),
                              "hr_lower": np.exp(self.coef - z * self.se), "hr_upper": np.exp(self.coef + z * self.se),
                              "z": wald, "p_value": 2.0 * stats.norm.sf(np.abs(wald))})
+
+
+class _Maximum(NamedTuple):
+    coef: np.ndarray  # on the centred, unit-SD columns
+    sums: _Sums
+    singular: bool  # a Newton step met a singular information matrix
+    decrement: float
+
+
+def _maximise(parts: list[tuple[np.ndarray, _RiskSets]], p: int, max_iter: int, tol: float, strict: bool
+              ) -> _Maximum:
+    """Newton-Raphson with step halving from zero, until the squared Newton decrement (score' info^-1 score, twice
+    the log-likelihood still to gain) is below ``tol``. A singular information matrix stops a ``strict`` fit;
+    otherwise the step is the least-squares one (collinear columns share their effect)."""
+    coef = np.zeros(p)
+    sums = _total(parts, coef)
+    for _ in range(max_iter):
+        try:
+            step = np.linalg.solve(sums.info, sums.score)
+        except np.linalg.LinAlgError:
+            if strict:
+                return _Maximum(coef, sums, True, np.nan)
+            step = np.linalg.lstsq(sums.info, sums.score, rcond=None)[0]
+        if float(sums.score @ step) < tol:
+            break
+        for _halving in range(31):
+            new = coef + step
+            with np.errstate(over="ignore", invalid="ignore"):
+                new_sums = _total(parts, new)
+            if np.isfinite(new_sums.loglik) and new_sums.loglik >= sums.loglik - 1e-9:
+                break
+            step /= 2.0
+        else:  # no step along the Newton direction gains: stay at the last point (the fit has not converged)
+            break
+        coef, sums = new, new_sums
+    try:
+        decrement = float(sums.score @ np.linalg.lstsq(sums.info, sums.score, rcond=None)[0])
+    except np.linalg.LinAlgError:
+        decrement = np.nan
+    return _Maximum(coef, sums, False, decrement)
+
+
+def _prepare(X, event, time, strata):
+    design = np.asarray(X, dtype=float)
+    event, time = np.asarray(event, dtype=bool), np.asarray(time, dtype=float)
+    design = design.reshape(time.shape[0], -1)
+    if strata is not None:
+        strata = np.unique(np.asarray(strata).astype(str), return_inverse=True)[1]
+    terms = [str(c) for c in getattr(X, "columns", range(design.shape[1]))]
+    return design, event, time, strata, terms
+
+
+def _fit(design, event, time, strata, terms, ties, max_iter, tol, *, strict: bool) -> CoxFit:
+    # Newton on centred, unit-SD columns (as R's coxph scales them), then back to the columns' own units.
+    centre, scale = design.mean(axis=0), design.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    scaled = (design - centre) / scale
+    sets = _strata_sets(event, time, ties, strata)
+    top = _maximise([(scaled[rs.order], rs) for rs in sets], design.shape[1], max_iter, tol, strict)
+    singular = "singular information matrix: collinear columns in the Cox design"
+    if strict and top.singular:
+        raise ValueError(singular)
+    converged = not top.singular and np.isfinite(top.decrement) and top.decrement < 1e-6
+    if strict and not converged:
+        warnings.warn(f"Cox fit did not converge (Newton decrement {top.decrement:.2e})", StatisticalWarning,
+                      stacklevel=3)
+    try:
+        covariance = np.linalg.inv(top.sums.info) / np.outer(scale, scale)
+    except np.linalg.LinAlgError as err:
+        if strict:
+            raise ValueError(singular) from err
+        covariance = np.full((design.shape[1],) * 2, np.nan)
+    if strict and not (np.diag(covariance) > 0).all():
+        raise ValueError(singular)
+    coef = top.coef / scale
+    hazard = None
+    if strata is None:  # back from the centred columns: H0(t) = H0_centred(t) exp(-centre' coef)
+        hazard = sets[0].times, np.cumsum(top.sums.hazard) * np.exp(-float(centre @ coef))
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diag(covariance))
+    return CoxFit(terms, coef, se, covariance, float(top.sums.loglik), int(time.shape[0]), int(event.sum()), ties,
+                  design, event, time, strata, bool(converged), hazard)
+
+
+def fit_cox(X, event, time, *, ties: str = "efron", strata=None, max_iter: int = 50, tol: float = 1e-18) -> CoxFit:
+    """:func:`cox_regression` without its checks: never raises or warns on a degenerate sample.
+
+    For loops over bootstrap resamples, subgroups or clusters, where one sample without a usable fit must not stop
+    the others: collinear columns share their effect (least-squares Newton steps), a constant column keeps a zero
+    coefficient, and the covariance is NaN where the information is singular. Parameters as
+    :func:`cox_regression`; ``X`` may be an array.
+    """
+    if ties not in _TIES:
+        raise ValueError(f"ties must be one of {', '.join(_TIES)}, got {ties!r}")
+    design, event, time, strata, terms = _prepare(X, event, time, strata)
+    return _fit(design, event, time, strata, terms, ties, max_iter, tol, strict=False)
 
 
 def cox_regression(X: pd.DataFrame, event, time, *, ties: str = "efron", strata=None, max_iter: int = 50,
@@ -164,66 +349,31 @@ def cox_regression(X: pd.DataFrame, event, time, *, ties: str = "efron", strata=
     ------
     ValueError
         Missing values, no event, or a singular information matrix (collinear or constant columns).
+
+    Warns
+    -----
+    StatisticalWarning
+        When Newton-Raphson did not converge.
     """
     if ties not in _TIES:
         raise ValueError(f"ties must be one of {', '.join(_TIES)}, got {ties!r}")
-    design = np.asarray(X, dtype=float)
-    event, time = np.asarray(event, dtype=bool), np.asarray(time, dtype=float)
+    design, event, time, strata, terms = _prepare(X, event, time, strata)
     if not np.isfinite(design).all():
         raise ValueError("the Cox design has missing or infinite values; use complete cases")
     if event.sum() == 0:
         raise ValueError("no event: a Cox model cannot be fitted")
-    if strata is not None:
-        strata = np.unique(np.asarray(strata).astype(str), return_inverse=True)[1]
-    terms = [str(c) for c in getattr(X, "columns", range(design.shape[1]))]
     constant = [t for t, sd in zip(terms, design.std(axis=0), strict=True) if sd == 0]
     if constant:
         raise ValueError(f"constant column(s) in the Cox design: {', '.join(constant)}")
-    # Newton on centred, unit-SD columns (as R's coxph scales them), then back to the columns' own units.
-    centre, scale = design.mean(axis=0), design.std(axis=0)
-    scaled = (design - centre) / scale
-    coef = np.zeros(design.shape[1])
-
-    def _walk(X, event, time, coef, ties):  # noqa: F811  (the stratified sum, under the same name)
-        return _walk_strata(X, event, time, coef, ties, strata)
-
-    loglik, score, info = _walk(scaled, event, time, coef, ties)
-    for _ in range(max_iter):
-        try:
-            step = np.linalg.solve(info, score)
-        except np.linalg.LinAlgError as err:
-            raise ValueError("singular information matrix: collinear columns in the Cox design") from err
-        if float(score @ step) < tol:  # squared Newton decrement: the log-likelihood is within tol of its maximum
-            break
-        halvings = 0
-        while True:
-            new = coef + step
-            with np.errstate(over="ignore", invalid="ignore"):
-                new_loglik, new_score, new_info = _walk(scaled, event, time, new, ties)
-            if (np.isfinite(new_loglik) and new_loglik >= loglik - 1e-9) or halvings >= 30:
-                break
-            step /= 2.0
-            halvings += 1
-        coef, loglik, score, info = new, new_loglik, new_score, new_info
-    decrement = float(score @ np.linalg.lstsq(info, score, rcond=None)[0])
-    if decrement >= 1e-6 or not np.isfinite(decrement):
-        warnings.warn(f"Cox fit did not converge (Newton decrement {decrement:.2e})", StatisticalWarning, stacklevel=2)
-    try:
-        covariance = np.linalg.inv(info) / np.outer(scale, scale)
-    except np.linalg.LinAlgError as err:
-        raise ValueError("singular information matrix: collinear columns in the Cox design") from err
-    if not (np.diag(covariance) > 0).all():
-        raise ValueError("singular information matrix: collinear columns in the Cox design")
-    coef = coef / scale
-    loglik_null = _walk(design, event, time, np.zeros(design.shape[1]), ties)[0]
-    return CoxFit(terms, coef, np.sqrt(np.diag(covariance)), covariance, float(loglik), float(loglik_null),
-                  int(len(time)), int(event.sum()), ties, design, event, time, strata)
+    return _fit(design, event, time, strata, terms, ties, max_iter, tol, strict=True)
 
 
 def schoenfeld_residuals(fit: CoxFit) -> tuple[np.ndarray, np.ndarray]:
     """Schoenfeld residuals, one row per death (tied deaths share the Efron-averaged risk-set mean), and the
-    death times, in the order of the risk-set walk (latest death first)."""
-    return _walk_strata(fit.X, fit.event, fit.time, fit.coef, fit.ties, fit.strata, residuals=True)
+    death times, stratum by stratum in time order."""
+    parts = [_residuals(fit.X[rs.order], rs, fit.coef) for rs in _strata_sets(fit.event, fit.time, fit.ties,
+                                                                             fit.strata)]
+    return np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _transform(fit: CoxFit, times: np.ndarray, transform: str) -> np.ndarray:
@@ -231,8 +381,7 @@ def _transform(fit: CoxFit, times: np.ndarray, transform: str) -> np.ndarray:
         return times
     if transform == "log":
         return np.log(times)
-    t, s = kaplan_meier_estimator(fit.event, fit.time)
-    return 1.0 - s[np.searchsorted(t, times, side="right") - 1]
+    return 1.0 - km_at(fit.event, fit.time, times)[0]
 
 
 def ph_test(fit: CoxFit, transform: str = "km") -> pd.DataFrame:

@@ -36,8 +36,9 @@ import numpy as np
 import pandas as pd
 from sksurv.util import check_y_survival
 
-from cartrisk.data.survstats import km_at as km_with_ci
 from cartrisk.evaluation import _fastsurv as fs
+from cartrisk.evaluation.calibration import cloglog, group_table
+from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import days_to_months
 
@@ -90,16 +91,12 @@ class ExternalValidation:
         return float(self.metrics.set_index("metric").loc[metric, "estimate"])
 
 
-def _cll(risk: np.ndarray) -> np.ndarray:
-    return np.log(-np.log(1.0 - np.clip(risk, _EPS, 1.0 - _EPS)))
-
-
 def _net_benefit(t, e, F, thresholds, h) -> np.ndarray:
     out = np.zeros(len(thresholds))
     for k, p in enumerate(thresholds):
         treat = F >= p
         if treat.any():
-            s = fs.km_at(t[treat], e[treat], h)
+            s = fs.Distinct.of(t[treat], e[treat]).survival_at(h)
             out[k] = treat.mean() * ((1.0 - s) - s * p / (1.0 - p))
     return out
 
@@ -111,18 +108,18 @@ def _statistics(t, e, r, F, h: float, thresholds, grid_risk) -> tuple[np.ndarray
     if not e.any():
         return nan, curve
     d = fs.Distinct.of(t, e)
-    surv_h = fs.km_at(t, e, h, d)
-    g = fs.censoring_left(d, t)
+    surv_h = d.survival_at(h)
+    g = d.censoring_left(t)
     uno_w = np.where(e, 1.0 / np.maximum(g, _EPS) ** 2, 0.0)
-    cll = _cll(F)
+    cll = cloglog(1.0 - F)
     with np.errstate(all="ignore"):
-        slope = fs.cox_efron(t, e, cll[:, None], d).coef[0] if np.ptp(cll) > 0 else np.nan
+        slope = fit_cox(cll, e, t).coef[0] if np.ptp(cll) > 0 else np.nan
         knots = fs.rcs_knots(cll)
         basis = fs.rcs_basis(cll, knots)
-        cal = fs.cox_efron(t, e, basis, d)
+        cal = fit_cox(basis, e, t)
         h0 = cal.cumhaz(h)
         observed = 1.0 - np.exp(-h0 * np.exp(basis @ cal.coef))
-        curve = 1.0 - np.exp(-h0 * np.exp(fs.rcs_basis(_cll(grid_risk), knots) @ cal.coef))
+        curve = 1.0 - np.exp(-h0 * np.exp(fs.rcs_basis(cloglog(1.0 - grid_risk), knots) @ cal.coef))
     err = np.abs(F - observed)
     brier = fs.brier_at(t, e, F, h, d)
     brier_null = fs.brier_at(t, e, np.full_like(F, 1.0 - surv_h), h, d)
@@ -241,21 +238,16 @@ def external_validation(y, risk_score, pred_risk, horizon_days: float, *, thresh
 
 
 def _deciles(t, e, F, h, n_groups: int = 10) -> pd.DataFrame:
-    edges = np.unique(np.quantile(F, np.linspace(0, 1, n_groups + 1)[1:-1]))
-    group = np.searchsorted(edges, F, side="left")
-    rows = []
-    for g in np.unique(group):
-        m = group == g
-        s, lo, hi = km_with_ci(e[m], t[m], [h])
-        rows.append({"group": len(rows) + 1, "n": int(m.sum()), "events": int(e[m].sum()),
-                     "mean_predicted": float(F[m].mean()), "observed": 1.0 - float(s[0]),
-                     "observed_lower": 1.0 - float(hi[0]), "observed_upper": 1.0 - float(lo[0])})
-    return pd.DataFrame(rows)
+    """calibration_at_horizon's groups of predicted risk, on the risk scale."""
+    g = group_table(e, t, 1.0 - F, h, n_groups)
+    return pd.DataFrame({"group": g["group"], "n": g["n"], "events": g["n_events"],
+                         "mean_predicted": 1.0 - g["mean_predicted"], "observed": 1.0 - g["observed"],
+                         "observed_lower": 1.0 - g["observed_upper"], "observed_upper": 1.0 - g["observed_lower"]})
 
 
 def _decision_curve(t, e, F, h) -> pd.DataFrame:
     thresholds = np.round(np.arange(0.01, 0.991, 0.01), 10)
-    surv = fs.km_at(t, e, h)
+    surv = fs.Distinct.of(t, e).survival_at(h)
     treat_all = (1.0 - surv) - surv * thresholds / (1.0 - thresholds)
     return pd.DataFrame({"threshold": thresholds, "model": _net_benefit(t, e, F, thresholds, h),
                          "treat_all": treat_all, "treat_none": 0.0})

@@ -1,49 +1,23 @@
-"""Figures of model performance: calibration curves (one validation with its bootstrap band, or several sets of
-predictions at one horizon), the case-mix comparison of risk scores, and the forest plot of clusters or subgroups.
+"""Figures of model performance: the calibration curve at a horizon (one external validation with its bootstrap
+band, or several sets of predictions such as as-fitted and recalibrated) and the case-mix comparison of risk
+scores (forest plots of clusters or subgroups are :func:`cartrisk.plotting.forest_figure`).
 Each returns a :class:`matplotlib.figure.Figure`; the caller saves it (:func:`cartrisk.plotting.save_figure`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
 from cartrisk.evaluation.calibration import HorizonCalibration
-from cartrisk.plotting import GROUP_COLOURS, SERIES_COLOURS, new_figure
+from cartrisk.evaluation.external import ExternalValidation
+from cartrisk.plotting import GROUP_COLOURS, SERIES_COLOURS, error_bars, new_figure
 
-__all__ = ["calibration_curve_figure", "case_mix_figure", "forest_figure", "horizon_calibration_figure"]
-
-
-def calibration_curve_figure(curve: pd.DataFrame, deciles: pd.DataFrame, *, horizon_months: float,
-                             title: str | None = None) -> Figure:
-    """Observed against predicted risk of death by the horizon: the smoothed curve (Austin et al. 2020) with its
-    bootstrap band, deciles of predicted risk with their Kaplan-Meier risk (95% CI), and the diagonal."""
-    fig = new_figure(5.2, 5.0)
-    ax = fig.add_subplot()
-    top = float(np.nanmax([curve["predicted"].max(), deciles["mean_predicted"].max(),
-                           np.nanmax(deciles["observed_upper"].to_numpy(float)), 0.05]))
-    top = min(1.0, top * 1.05)
-    ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="ideal")
-    ax.fill_between(curve["predicted"], curve["observed_lower"], curve["observed_upper"], color=GROUP_COLOURS[0],
-                    alpha=0.2, lw=0, label="95% bootstrap band")
-    ax.plot(curve["predicted"], curve["observed"], color=GROUP_COLOURS[0], lw=1.8, label="smoothed (RCS Cox)")
-    err = np.vstack([deciles["observed"] - deciles["observed_lower"], deciles["observed_upper"] - deciles["observed"]])
-    ax.errorbar(deciles["mean_predicted"], deciles["observed"], yerr=np.clip(np.nan_to_num(err), 0, None), fmt="o",
-                color=GROUP_COLOURS[3], ms=4, capsize=2, label="deciles (Kaplan-Meier, 95% CI)")
-    ax.set_xlim(0, top)
-    ax.set_ylim(0, top)
-    ax.set_aspect("equal")
-    ax.set_xlabel(f"predicted risk of death by {horizon_months:g} months")
-    ax.set_ylabel(f"observed risk of death by {horizon_months:g} months")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small", frameon=False)
-    if title:
-        ax.set_title(title)
-    return fig
+__all__ = ["case_mix_figure", "horizon_calibration_figure"]
 
 
 def case_mix_figure(development: Mapping[str, float | Sequence[float]] | None, validation: np.ndarray, *,
@@ -72,92 +46,88 @@ def case_mix_figure(development: Mapping[str, float | Sequence[float]] | None, v
     return fig
 
 
-def forest_figure(rows: pd.DataFrame, *, label: str, estimate: str = "estimate", lower: str = "lower",
-                  upper: str = "upper", pooled: Mapping[str, float] | None = None, reference: float | None = None,
-                  xlabel: str = "", title: str | None = None, log_scale: bool = False) -> Figure:
-    """A forest plot: one row per cluster or subgroup (estimate and interval), the pooled estimate as a diamond
-    with its 95% prediction interval as a line (``pooled``: ``estimate, lower, upper, pi_lower, pi_upper``), and a
-    reference line (``reference``, e.g. the overall value or 1)."""
-    rows = rows.reset_index(drop=True)
-    n = len(rows)
-    fig = new_figure(6.4, 1.2 + 0.28 * (n + 2))
-    ax = fig.add_subplot()
-    ys = np.arange(n, 0, -1, dtype=float)
-    flagged = rows["flag"].to_numpy(bool) if "flag" in rows else np.zeros(n, bool)
-    for y, (_, r), flag in zip(ys, rows.iterrows(), flagged, strict=True):
-        colour = GROUP_COLOURS[3] if flag else GROUP_COLOURS[0]
-        if np.isfinite(r[lower]) and np.isfinite(r[upper]):
-            ax.plot([r[lower], r[upper]], [y, y], color=colour, lw=1.4)
-        ax.plot(r[estimate], y, "s", color=colour, ms=4)
-    ax.set_yticks(list(ys), [str(v) for v in rows[label]], fontsize="small")
-    if pooled is not None:
-        y = -0.2
-        mid, lo, hi = pooled["estimate"], pooled["lower"], pooled["upper"]
-        ax.fill([lo, mid, hi, mid], [y, y + 0.35, y, y - 0.35], color="black")
-        if np.isfinite(pooled.get("pi_lower", np.nan)):
-            ax.plot([pooled["pi_lower"], pooled["pi_upper"]], [y - 0.6, y - 0.6], color="black", lw=1.2,
-                    label="95% prediction interval")
-        ax.set_yticks([*ys, y], [*[str(v) for v in rows[label]], "pooled (REML)"], fontsize="small")
-        ax.legend(fontsize="x-small", frameon=False, loc="lower right")
-    if reference is not None and np.isfinite(reference):
-        ax.axvline(reference, color="grey", lw=0.8, ls="--")
-    if log_scale:
-        ax.set_xscale("log")
-        plain = FuncFormatter(lambda v, _: f"{v:g}")
-        ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(plain)
-    ax.set_xlabel(xlabel)
-    ax.grid(alpha=0.3, axis="x")
-    if title:
-        ax.set_title(title, fontsize="medium")
-    return fig
+@dataclass(frozen=True)
+class _Series:
+    """One set of predictions as the calibration figure draws it (risk of death by the horizon)."""
+
+    curve: pd.DataFrame  # predicted, observed [, observed_lower, observed_upper]: the smoothed curve (and band)
+    points: pd.DataFrame  # mean_predicted, observed, observed_lower, observed_upper: groups of predicted risk
+    ici: float
+    slope: float
+    horizon_months: float
+    predictions: np.ndarray | None  # each patient's predicted risk (the histogram), when known
 
 
-def horizon_calibration_figure(curves: Mapping[str, HorizonCalibration], *, title: str | None = None) -> Figure:
+def _series(cal: HorizonCalibration | ExternalValidation) -> _Series:
+    if isinstance(cal, ExternalValidation):
+        return _Series(cal.calibration_curve, cal.deciles, cal.estimate("ici"), cal.estimate("calibration_slope"),
+                       cal.horizon_months, None)
+    t = cal.table  # groups of predicted risk on the survival scale: turned into risks of death
+    points = pd.DataFrame({"mean_predicted": 1.0 - t["mean_predicted"], "observed": 1.0 - t["observed"],
+                           "observed_lower": 1.0 - t["observed_upper"], "observed_upper": 1.0 - t["observed_lower"]})
+    return _Series(cal.curve, points, cal.ici, cal.slope, cal.horizon_months, cal.curve["predicted"].to_numpy(float))
+
+
+def horizon_calibration_figure(curves: Mapping[str, HorizonCalibration | ExternalValidation], *,
+                               title: str | None = None) -> Figure:
     """Observed against predicted probability of death by a horizon, one curve per set of predictions.
 
-    Each curve is the smoothed observed probability (:func:`~cartrisk.evaluation.calibration_at_horizon`:
-    a Cox model on a spline of the predictions); the dots are groups of predicted risk (deciles) with their
-    Kaplan-Meier estimate and its 95% interval. Below, the distribution of the predictions.
+    Each curve is the smoothed observed probability (Austin et al. 2020: a Cox model on a spline of the
+    predictions; :func:`~cartrisk.evaluation.calibration_at_horizon` or
+    :func:`~cartrisk.evaluation.external_validation`), with its 95% bootstrap band where the validation has one;
+    the dots are groups of predicted risk (deciles) with their Kaplan-Meier estimate and its 95% interval. Below,
+    the distribution of the predictions (where the patients' predictions are known). The axes end just above the
+    largest risk drawn.
 
     Parameters
     ----------
-    curves : mapping of label -> HorizonCalibration
+    curves : mapping of label -> HorizonCalibration or ExternalValidation
         For example ``{"as fitted": ..., "recalibrated": ...}``, all at the same horizon.
     title : str, optional
     """
     if not curves:
         raise ValueError("curves is empty: give at least one HorizonCalibration")
-    horizons = {round(c.horizon_months, 6) for c in curves.values()}
+    series = {label: _series(cal) for label, cal in curves.items()}
+    horizons = {round(s.horizon_months, 6) for s in series.values()}
     if len(horizons) != 1:
         raise ValueError(f"curves must share one horizon, got {sorted(horizons)} months")
-    fig = new_figure(6.0, 6.4)
-    ax, hist = fig.subplots(2, 1, sharex=True, height_ratios=[4.0, 1.0])
-    ax.plot([0, 1], [0, 1], color="#7F7F7F", lw=0.9, ls="--", label="ideal")
-    for k, (label, cal) in enumerate(curves.items()):
+    histogram = any(s.predictions is not None for s in series.values())
+    fig = new_figure(6.0, 6.4 if histogram else 5.2)
+    ax, hist = fig.subplots(2, 1, sharex=True, height_ratios=[4.0, 1.0]) if histogram else (fig.add_subplot(), None)
+    drawn = [0.05]
+    for s in series.values():
+        drawn += [s.curve["predicted"].max(), s.points["mean_predicted"].max(), s.curve["observed"].max(),
+                  np.nanmax(s.points["observed_upper"].to_numpy(float), initial=0.0)]
+    top = min(1.0, 1.05 * float(np.nanmax(drawn)))
+    ax.plot([0, top], [0, top], color="#7F7F7F", lw=0.9, ls="--", label="ideal")
+    for k, (label, s) in enumerate(series.items()):
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
-        ax.plot(cal.curve["predicted"], cal.curve["observed"], color=colour, lw=1.8,
-                label=f"{label}: ICI {cal.ici:.3f}, slope {cal.slope:.2f}")
-        t = cal.table
-        pred, obs = 1.0 - t["mean_predicted"].to_numpy(float), 1.0 - t["observed"].to_numpy(float)
-        low, high = 1.0 - t["observed_upper"].to_numpy(float), 1.0 - t["observed_lower"].to_numpy(float)
-        err = np.clip(np.nan_to_num(np.vstack([obs - low, high - obs])), 0, None)
-        ax.errorbar(pred, obs, yerr=err, fmt="o", ms=4, color=colour, capsize=2, lw=0.9,
-                    mfc="white" if k else colour)
-        hist.hist(cal.curve["predicted"], bins=40, range=(0, 1), color=colour, alpha=0.3 if k == 0 else 1.0,
-                  histtype="stepfilled" if k == 0 else "step", lw=1.2)
-    months = round(next(iter(curves.values())).horizon_months, 1)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+        if {"observed_lower", "observed_upper"} <= set(s.curve.columns) and s.curve["observed_lower"].notna().any():
+            ax.fill_between(s.curve["predicted"], s.curve["observed_lower"], s.curve["observed_upper"], color=colour,
+                            alpha=0.15, lw=0, label=f"{label}: 95% bootstrap band")
+        ax.plot(s.curve["predicted"], s.curve["observed"], color=colour, lw=1.8,
+                label=f"{label}: ICI {s.ici:.3f}, slope {s.slope:.2f}")
+        p = s.points
+        error_bars(ax, p["mean_predicted"], p["observed"], p["observed_lower"], p["observed_upper"], fmt="o", ms=4,
+                   color=colour, capsize=2, lw=0.9, mfc="white" if k else colour)
+        if hist is not None and s.predictions is not None:
+            hist.hist(s.predictions, bins=40, range=(0, top), color=colour, alpha=0.3 if k == 0 else 1.0,
+                      histtype="stepfilled" if k == 0 else "step", lw=1.2)
+    months = round(next(iter(series.values())).horizon_months, 1)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
     ax.set_ylabel(f"observed probability of death by {months:g} months")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small", frameon=False)
-    hist.set_xlabel(f"predicted probability of death by {months:g} months")
-    hist.set_ylabel("patients")
-    hist.set_yticks([])
+    bottom = hist if hist is not None else ax
+    bottom.set_xlabel(f"predicted probability of death by {months:g} months")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-        hist.spines[side].set_visible(False)
+    if hist is not None:
+        hist.set_ylabel("patients")
+        hist.set_yticks([])
+        for side in ("top", "right"):
+            hist.spines[side].set_visible(False)
     if title:
         ax.set_title(title, fontsize=10, loc="left")
     return fig

@@ -118,7 +118,7 @@ def sample_size_check(X_features, time, event, *, horizon: float | None = None) 
     follow-up (in the unit of ``time``). Returns a dict (``n, events, parameters, events_per_parameter, r2_cs,
     expected_shrinkage, required_n, required_events_per_parameter``; NaN where not computable).
     """
-    from cartrisk.evaluation import _fastsurv as fs
+    from cartrisk.evaluation.coxreg import fit_cox
 
     Z = np.asarray(X_features, dtype=float)
     time = np.asarray(time, dtype=float)
@@ -127,13 +127,9 @@ def sample_size_check(X_features, time, event, *, horizon: float | None = None) 
     Z = (Z[:, keep] - Z[:, keep].mean(axis=0)) / Z[:, keep].std(axis=0)
     n, p = Z.shape
     events = int(event.sum())
-    order = np.argsort(time, kind="mergesort")
-    t, e = time[order], event[order]
-    d = fs.Distinct.of(t, e)
-    null = fs.cox_efron(t, e, np.zeros((n, 1)), d, n_iter=1).loglik
     with np.errstate(all="ignore"):
-        fit = fs.cox_efron(t, e, Z[order], d)
-    lr = max(2.0 * (fit.loglik - null), 0.0)
+        fit = fit_cox(Z, event, time)
+    lr = max(2.0 * (fit.loglik - fit.loglik_null), 0.0)
     r2 = 1.0 - math.exp(-lr / n) if lr > 0 else float("nan")
     out = {"n": n, "events": events, "parameters": p, "events_per_parameter": events / p if p else float("nan"),
            "r2_cs": r2, "expected_shrinkage": expected_shrinkage(n, p, r2), "required_n": float("nan"),

@@ -17,6 +17,8 @@ from sksurv.util import check_y_survival
 from cartrisk.data.derive import derive_features
 from cartrisk.data.literature import feature_codings
 from cartrisk.evaluation import _fastsurv as fs
+from cartrisk.evaluation.calibration import cloglog
+from cartrisk.evaluation.coxreg import fit_cox
 
 __all__ = ["SUBGROUP_COLUMNS", "SUBGROUP_METRICS", "core_metrics", "subgroup_labels", "subgroup_performance"]
 
@@ -24,7 +26,6 @@ __all__ = ["SUBGROUP_COLUMNS", "SUBGROUP_METRICS", "core_metrics", "subgroup_lab
 SUBGROUP_COLUMNS = {"sex": "sex", "age_band": "age_years", "product": "product", "histology": "histology",
                     "failure_window": "days_to_failure"}
 SUBGROUP_METRICS = ("harrell_c", "oe_ratio", "calibration_slope")
-_EPS = 1e-10
 #: Subgroups with fewer deaths by the horizon are reported without intervals or flags.
 MIN_EVENTS = 5
 
@@ -58,10 +59,10 @@ def core_metrics(t: np.ndarray, e: np.ndarray, r: np.ndarray, F: np.ndarray, h: 
     if not e.any():
         return np.nan, np.nan, np.nan
     d = fs.Distinct.of(t, e)
-    cll = np.log(-np.log(1.0 - np.clip(F, _EPS, 1.0 - _EPS)))
+    cll = cloglog(1.0 - F)
     with np.errstate(all="ignore"):
-        slope = fs.cox_efron(t, e, cll[:, None], d).coef[0] if np.ptp(cll) > 0 else np.nan
-    return fs.concordance(t, e, r), (1.0 - fs.km_at(t, e, h, d)) / F.mean(), float(slope)
+        slope = fit_cox(cll, e, t).coef[0] if np.ptp(cll) > 0 else np.nan
+    return fs.concordance(t, e, r), (1.0 - d.survival_at(h)) / F.mean(), float(slope)
 
 
 def _sorted_at(y, risk, pred_risk, horizon_days):

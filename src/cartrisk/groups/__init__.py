@@ -33,8 +33,6 @@ _EXPORTS = {
     "group_survival_curves": "recalibration",
     "grouping_title": "rulecomparison",
     "km_figure": "figures",
-    "km_at": "_stats",
-    "km_median": "_stats",
     "model_grouping_name": "rulecomparison",
     "net_benefit": "reclassification",
     "net_reclassification": "reclassification",

@@ -1,8 +1,8 @@
-"""Statistics behind :mod:`cartrisk.groups`: group encoding, KM read-outs, Cox information, hazard ratios, C.
+"""Statistics behind :mod:`cartrisk.groups`: group encoding, hazard ratios, C.
 
-Functions on numpy arrays (times in days). The public names (:func:`c_difference`,
-:class:`CDifference`, :func:`km_at`, :func:`km_median`) are re-exported by
-:mod:`cartrisk.groups`; import them from there. Reclassification and net benefit are in
+Functions on numpy arrays (times in days). The public names (:func:`c_difference`, :class:`CDifference`) are
+re-exported by :mod:`cartrisk.groups`; import them from there. Kaplan-Meier read-outs are
+:mod:`cartrisk.data.survstats`'s. Reclassification and net benefit are in
 :mod:`cartrisk.groups.reclassification`.
 """
 
@@ -14,20 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sksurv.linear_model import CoxPHSurvivalAnalysis
-from sksurv.util import Surv, check_y_survival
+from sksurv.util import check_y_survival
 
-from cartrisk.data.survstats import km_at, km_median  # noqa: F401  (re-exported for the group modules)
+from cartrisk.evaluation.coxreg import cox_regression
 from cartrisk.exceptions import StatisticalWarning
 
 __all__ = [
     "CDifference",
     "c_difference",
-    "cox_breslow",
     "encode_groups",
     "group_hazard_ratios",
-    "km_at",
-    "km_median",
     "paired_c_difference",
 ]
 
@@ -94,43 +90,6 @@ def encode_groups(groups, score=None, *, name: str = "groups", require_order: bo
         )
     lookup = {lev: k for k, lev in enumerate(levels)}
     return np.array([lookup[v] for v in arr], dtype=int), list(levels)
-
-
-def cox_breslow(X, event, time, coef) -> tuple[float, np.ndarray, np.ndarray]:
-    """Log partial likelihood, score and observed information of a Cox model, Breslow ties.
-
-    For each distinct event time t_j with d_j deaths and risk set R_j = {i : time_i >= t_j},
-    with w_i = exp(x_i' beta), S0 = sum_R w, S1 = sum_R w x, S2 = sum_R w x x':
-    loglik = sum_events x_i' beta - sum_j d_j log S0_j;
-    score = sum_events x_i - sum_j d_j S1_j / S0_j;
-    information = sum_j d_j (S2_j / S0_j - (S1_j / S0_j)(S1_j / S0_j)').
-    The inverse of the information at the maximum is the usual model-based covariance.
-
-    Returns
-    -------
-    loglik : float
-    score : ndarray of shape (n_features,)
-    information : ndarray of shape (n_features, n_features)
-    """
-    X = np.asarray(X, dtype=float)
-    coef = np.asarray(coef, dtype=float)
-    order = np.argsort(time, kind="mergesort")
-    X, event, time = X[order], np.asarray(event, bool)[order], np.asarray(time, float)[order]
-    eta = X @ coef
-    shift = eta.max()  # rescale weights; cancels in every ratio, restored in the log term
-    w = np.exp(eta - shift)
-    # reversed cumulative sums: sum over {m : position m >= i} in time order
-    s0 = np.cumsum(w[::-1])[::-1]
-    s1 = np.cumsum((w[:, None] * X)[::-1], axis=0)[::-1]
-    s2 = np.cumsum((w[:, None, None] * X[:, :, None] * X[:, None, :])[::-1], axis=0)[::-1]
-    event_times, d = np.unique(time[event], return_counts=True)
-    first = np.searchsorted(time, event_times, side="left")  # risk set starts at the first tied time
-    s0j, s1j, s2j = s0[first], s1[first], s2[first]
-    xbar = s1j / s0j[:, None]
-    loglik = float(eta[event].sum() - np.sum(d * (np.log(s0j) + shift)))
-    score = X[event].sum(axis=0) - (d[:, None] * xbar).sum(axis=0)
-    information = np.einsum("j,jkl->kl", d, s2j / s0j[:, None, None] - xbar[:, :, None] * xbar[:, None, :])
-    return loglik, score, information
 
 
 # --------------------------------------------------------------------------- concordance
@@ -311,9 +270,9 @@ def wald_table(coef: np.ndarray, cov: np.ndarray, contrasts: np.ndarray, conf_le
 def group_hazard_ratios(event, time, codes, labels, conf_level: float = 0.95) -> pd.DataFrame:
     """Hazard ratios of each group against the lowest and against the one below it (Cox, Breslow ties).
 
-    The coefficients of a Cox model on group dummies (reference: the lowest group present)
-    come from :class:`sksurv.linear_model.CoxPHSurvivalAnalysis`; their covariance is the
-    inverse observed information of :func:`cox_breslow`. A group without deaths has no finite
+    The coefficients of a Cox model on group dummies (reference: the lowest group present) and their
+    covariance (inverse observed information) come from :func:`cartrisk.evaluation.coxreg.cox_regression`
+    (Breslow ties, as scikit-survival's ``CoxPHSurvivalAnalysis``). A group without deaths has no finite
     hazard ratio: all rows are then NaN, with a :class:`StatisticalWarning`.
 
     Returns
@@ -333,9 +292,8 @@ def group_hazard_ratios(event, time, codes, labels, conf_level: float = 0.95) ->
                       stacklevel=3)
         return index.assign(coef=np.nan, se=np.nan, hr=np.nan, hr_lower=np.nan, hr_upper=np.nan, p_value=np.nan)
     X = (codes[:, None] == present[None, 1:]).astype(float)
-    cox = CoxPHSurvivalAnalysis(ties="breslow").fit(X, Surv.from_arrays(event, time))
-    cov = np.linalg.inv(cox_breslow(X, event, time, cox.coef_)[2])
+    fit = cox_regression(X, event, time, ties="breslow")
     p = len(present) - 1
     eye = np.eye(p)
     rows = [eye[i] for i in range(p)] + [eye[i] - (eye[i - 1] if i > 0 else 0.0) for i in range(p)]
-    return pd.concat([index, wald_table(cox.coef_, cov, np.array(rows), conf_level)], axis=1)
+    return pd.concat([index, wald_table(fit.coef, fit.covariance, np.array(rows), conf_level)], axis=1)

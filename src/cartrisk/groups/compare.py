@@ -18,6 +18,7 @@ from sksurv.compare import compare_survival
 from sksurv.metrics import concordance_index_censored, concordance_index_ipcw, cumulative_dynamic_auc
 from sksurv.util import Surv
 
+from cartrisk.data.survstats import km_at, km_median
 from cartrisk.evaluation.calibration import check_horizons
 from cartrisk.groups._stats import (
     as_vector,
@@ -25,8 +26,6 @@ from cartrisk.groups._stats import (
     bootstrap_weights,
     encode_groups,
     group_hazard_ratios,
-    km_at,
-    km_median,
     paired_c_difference,
     survival_arrays,
 )

@@ -9,7 +9,6 @@ without a display and without leaking. Times are in months on every axis (data i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ from sksurv.nonparametric import kaplan_meier_estimator
 
 from cartrisk.groups._stats import encode_groups
 from cartrisk.groups.rulecomparison import grouping_title
-from cartrisk.plotting import SERIES_COLOURS, new_figure, risk_colours, save_figure
+from cartrisk.plotting import SERIES_COLOURS, error_bars, figure_stem, new_figure, risk_colours, save_figure
 from cartrisk.units import DAYS_PER_MONTH
 
 if TYPE_CHECKING:
@@ -184,10 +183,9 @@ def calibration_figure(table: pd.DataFrame, *, title: str | None = None, panel_s
                     continue
                 r = row.iloc[0]
                 marker, fill = markers.get(stage, ("D", "full"))
-                err = np.array([[r["observed"] - r["observed_lower"]], [r["observed_upper"] - r["observed"]]])
-                ax.errorbar(r["predicted"], r["observed"], yerr=np.clip(np.nan_to_num(err), 0, None), fmt=marker,
-                            color=colour, mfc=colour if fill == "full" else "white", ms=6, capsize=3,
-                            label=f"{group} ({stage})" if stage else group)
+                error_bars(ax, [r["predicted"]], [r["observed"]], [r["observed_lower"]], [r["observed_upper"]],
+                           fmt=marker, color=colour, mfc=colour if fill == "full" else "white", ms=6, capsize=3,
+                           label=f"{group} ({stage})" if stage else group)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
@@ -283,10 +281,6 @@ def group_histogram_figure(values, groups, *, xlabel: str, cutpoints=None, title
     return fig
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
-
-
 def comparison_figures(comparison: RuleComparison, *, max_months=None) -> dict[str, Figure]:
     """The figures of a rule comparison by file stem: ``km_<rule>``, ``calibration_<grouping>``, ``decision_curve``."""
     pts = comparison.patients
@@ -297,10 +291,10 @@ def comparison_figures(comparison: RuleComparison, *, max_months=None) -> dict[s
         for model_grouping, ref in comparison.pairs:
             if ref == rule and model_grouping in pts:
                 panels[grouping_title(model_grouping)] = (time_days, event, pts[model_grouping].array)
-        figures[f"km_{_slug(rule)}"] = km_figure(panels, max_months=max_months,
+        figures[f"km_{figure_stem(rule)}"] = km_figure(panels, max_months=max_months,
                                                  title=f"OS-2 by group, test patients (n={len(pts):,})")
     for grouping in comparison.calibration["grouping"].unique():
-        figures[f"calibration_{_slug(grouping)}"] = calibration_figure(
+        figures[f"calibration_{figure_stem(grouping)}"] = calibration_figure(
             comparison.group_calibration(grouping), title=f"group calibration: {grouping_title(grouping)}")
     curve = comparison.comparison.decision_curve
     if curve is not None:

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
-from sksurv.linear_model import CoxPHSurvivalAnalysis
-from sksurv.util import Surv
 
-from cartrisk.evaluation.calibration import check_horizons, check_survival_probabilities
+from cartrisk.data.survstats import km_at, km_median
+from cartrisk.evaluation.calibration import check_horizons, check_survival_probabilities, cloglog
+from cartrisk.evaluation.coxreg import baseline_cumhaz, fit_cox
 from cartrisk.exceptions import StatisticalWarning
-from cartrisk.groups._stats import as_vector, encode_groups, km_at, km_median, survival_arrays
+from cartrisk.groups._stats import as_vector, encode_groups, survival_arrays
 from cartrisk.units import DEFAULT_HORIZONS_MONTHS, days_to_months, months_to_days
 
 __all__ = [
@@ -160,13 +160,6 @@ def group_calibration(
 
 
 # --------------------------------------------------------------------------- recalibration
-_EPS = 1e-10
-
-
-def _cloglog(surv: np.ndarray) -> np.ndarray:
-    return np.log(-np.log(np.clip(surv, _EPS, 1.0 - _EPS)))
-
-
 class Recalibrator(TransformerMixin, BaseEstimator):
     """Recalibrate predicted survival at horizons on held-out data (Cox model on cloglog S(h)).
 
@@ -239,17 +232,9 @@ class Recalibrator(TransformerMixin, BaseEstimator):
         for j, h in enumerate(horizons):
             hd = months_to_days(h)
             e_h, t_h = event & (time <= hd), np.minimum(time, hd)
-            x = _cloglog(X[:, j])
-            b = 1.0
-            if self.fit_slope:
-                b = float(CoxPHSurvivalAnalysis(ties="breslow").fit(x[:, None], Surv.from_arrays(e_h, t_h)).coef_[0])
-            lp = b * x
-            shift = lp.max()
-            order = np.argsort(t_h, kind="mergesort")
-            ts, es, w = t_h[order], e_h[order], np.exp(lp[order] - shift)
-            s0 = np.cumsum(w[::-1])[::-1]
-            ev_t, d = np.unique(ts[es], return_counts=True)
-            self.baseline_cumhaz_[j] = np.exp(np.log(np.sum(d / s0[np.searchsorted(ts, ev_t)])) - shift)
+            x = cloglog(X[:, j])
+            b = float(fit_cox(x, e_h, t_h, ties="breslow").coef[0]) if self.fit_slope else 1.0
+            self.baseline_cumhaz_[j] = float(baseline_cumhaz(x, e_h, t_h, [b], hd, ties="breslow"))
             self.slope_[j] = b
         if np.any(self.slope_ <= 0):
             warnings.warn(f"calibration slope <= 0 at some horizon ({self.slope_}): recalibration reverses the "
@@ -260,7 +245,7 @@ class Recalibrator(TransformerMixin, BaseEstimator):
         """Recalibrated survival at the horizons, shape (n_samples, n_horizons)."""
         check_is_fitted(self, "slope_")
         X = self._check_X(X)
-        out = np.exp(-self.baseline_cumhaz_[None, :] * np.exp(self.slope_[None, :] * _cloglog(X)))
+        out = np.exp(-self.baseline_cumhaz_[None, :] * np.exp(self.slope_[None, :] * cloglog(X)))
         order = np.argsort(np.atleast_1d(np.asarray(self.horizons_months, dtype=float)), kind="mergesort")
         out[:, order] = np.minimum.accumulate(out[:, order], axis=1)
         return out

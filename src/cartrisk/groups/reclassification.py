@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cartrisk.groups._stats import as_vector, encode_groups, km_at, survival_arrays
+from cartrisk.data.survstats import km_at
+from cartrisk.groups._stats import as_vector, encode_groups, survival_arrays
 from cartrisk.units import months_to_days
 
 __all__ = ["NRIResult", "decision_curve", "net_benefit", "net_reclassification", "observed_group_risk"]

@@ -35,6 +35,8 @@ _EXPORTS = {
     "tune_heterogeneity": "heterogeneity",
     "write_describe": "describe",
     "write_section": "sections",
+    "write_subgroups": "heterogeneity",
+    "write_validation": "validation",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

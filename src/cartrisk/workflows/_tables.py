@@ -8,7 +8,7 @@ Used by :mod:`cartrisk.workflows.report`, which owns the label table. What happe
   one interval cell; cells already written as ``0.795 [0.728, 0.862]`` are rewritten the same way;
 * every number of a column has the same number of decimals (from the label table, else from the column's
   magnitude); whole-number columns get thousands separators; shares (kind ``pct``) become percentages;
-* p-values are never ``0`` (:func:`cartrisk.workflows.sections.p_text`);
+* p-values are never ``0`` (:func:`cartrisk.units.p_text`);
 * codes in text cells (``d0_30``, ``model[d0_30]``) get their names for people.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from cartrisk.workflows.sections import estimate_text, p_text
+from cartrisk.units import estimate_text, interval_text, p_text
 
 __all__ = ["IDENTIFIER_COLUMNS", "header_text", "is_p_column", "table_html"]
 
@@ -140,18 +140,13 @@ def _interval_column(frame: pd.DataFrame, estimate: str | None, lower: str, uppe
     lo, hi = (pd.to_numeric(frame[c], errors="coerce") for c in (lower, upper))
     if estimate is None:
         fmt = _number_formatter(pd.concat([lo, hi]), kind)
-        return ["" if not (np.isfinite(a) and np.isfinite(b)) else
-                f"{fmt(a)}{' to ' if min(a, b) < 0 else '-'}{fmt(b)}" for a, b in zip(lo, hi, strict=True)]
+        return [interval_text(a, b, fmt) for a, b in zip(lo, hi, strict=True)]
     est = pd.to_numeric(frame[estimate], errors="coerce")
     fmt = _number_formatter(pd.concat([est, lo, hi]), kind)
     cells = []
     for e, a, b in zip(est, lo, hi, strict=True):
-        if not np.isfinite(e):
-            cells.append("")
-        elif np.isfinite(a) and np.isfinite(b):
-            cells.append(f"{fmt(e)} ({fmt(a)}{' to ' if min(a, b) < 0 else '-'}{fmt(b)})")
-        else:
-            cells.append(fmt(e))
+        interval = interval_text(a, b, fmt)
+        cells.append("" if not np.isfinite(e) else fmt(e) + (f" ({interval})" if interval else ""))
     return cells
 
 

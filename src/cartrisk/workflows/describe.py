@@ -14,7 +14,6 @@ folder (the quickstart logs it as the report's ``describe/`` section). Every fil
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +29,9 @@ from cartrisk.data.table1 import group_code, table_one
 from cartrisk.evaluation.coxreg import cox_regression, ph_test
 from cartrisk.groups.figures import plot_km
 from cartrisk.paths import atomic_path
-from cartrisk.plotting import GROUP_COLOURS, new_figure, save_figure
-from cartrisk.units import days_to_months, months_to_days
+from cartrisk.plotting import GROUP_COLOURS, forest_figure, new_figure, save_figure
+from cartrisk.units import days_to_months, interval_text, months_to_days, p_text
+from cartrisk.workflows.sections import write_section
 
 __all__ = ["DescribeResult", "describe_generic", "describe_registry", "write_describe"]
 
@@ -154,20 +154,17 @@ def _logrank(event, time, groups: pd.Series, first: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["comparison", "chi2", "df", "p_value"])
 
 
-def _p(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else ("< 0.0001" if value < 1e-4 else f"= {value:.2g}")
-
-
 def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_name: str, lead: str | None,
             outcome: str = "OS-2") -> str:
     parts = []
+    two = "{:.2f}".format
     groups = km[km["group"] != "all"]
     if len(groups):
         medians = "; ".join(f"{r.group} {r.median_months:.1f} months (95% CI {r.median_lower:.1f}-"
                             f"{'NR' if not np.isfinite(r.median_upper) else f'{r.median_upper:.1f}'})"
                             if np.isfinite(r.median_months) else f"{r.group} not reached"
                             for r in groups.itertuples())
-        tests = ", ".join(f"{r.comparison} p {_p(r.p_value)}" for r in logrank.itertuples())
+        tests = ", ".join(f"{r.comparison} {p_text(r.p_value, prose=True)}" for r in logrank.itertuples())
         parts.append(f"Median {outcome} by {group_name}: {medians} (log-rank {tests})")
     else:
         row = km.iloc[0]
@@ -179,9 +176,9 @@ def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_
             fitted.loc[[fitted["p_value"].idxmin()]]
         r = top.iloc[0]
         text = (f"in the multivariable Cox model ({int(r.n)} complete cases, {int(r.events)} deaths) {r.term} had HR "
-                f"{r.hr:.2f} (95% CI {r.hr_lower:.2f}-{r.hr_upper:.2f}, p {_p(r.p_value)})")
+                f"{r.hr:.2f} (95% CI {interval_text(r.hr_lower, r.hr_upper, two)}, {p_text(r.p_value, prose=True)})")
         if np.isfinite(r.published_hr):
-            text += (f", published {r.published_hr:.2f} ({r.published_lower:.2f}-{r.published_upper:.2f}, "
+            text += (f", published {r.published_hr:.2f} ({interval_text(r.published_lower, r.published_upper, two)}, "
                      f"{r.published_source})")
         parts.append(text)
     return "; ".join(parts) + "."
@@ -253,31 +250,15 @@ def describe_generic(X: pd.DataFrame, y: np.ndarray, *, by: str | None = None, s
 
 
 def _forest(multi: pd.DataFrame):
-    rows = multi.dropna(subset=["hr"]).iloc[::-1]
-    fig = new_figure(7.5, 0.32 * len(rows) + 1.4)
-    ax = fig.add_subplot()
-    y = np.arange(len(rows))
-    ax.errorbar(rows["hr"], y, xerr=[rows["hr"] - rows["hr_lower"], rows["hr_upper"] - rows["hr"]], fmt="o",
-                color=GROUP_COLOURS[0], ms=4, capsize=2, label="this cohort (95% CI)")
-    pub = rows["published_hr"].notna().to_numpy()
-    if pub.any():
-        ax.plot(rows["published_hr"][pub], y[pub], marker="D", ls="none", color=GROUP_COLOURS[3], ms=5,
-                label="published HR")
+    rows = multi.dropna(subset=["hr"])
     labels = [t if not lev or pd.isna(lev) else f"{v}: {lev} vs {ref}"
               for t, v, lev, ref in zip(rows["term"], rows["variable"], rows["level"], rows["reference"], strict=True)]
-    ax.set_yticks(y, labels, fontsize="small")
-    ax.axvline(1.0, color="grey", lw=0.8)
-    ax.set_xscale("log")
-    low = float(np.nanmin(np.r_[rows["hr_lower"], rows["published_hr"]]))
-    high = float(np.nanmax(np.r_[rows["hr_upper"], rows["published_hr"]]))
-    ticks = [t for t in (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0) if low / 1.5 <= t <= high * 1.5]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel("hazard ratio of death (OS-2), log scale")
-    ax.set_title("Multivariable Cox model", fontsize="medium")
-    ax.legend(fontsize="small", frameon=False, loc="lower right")
-    ax.grid(alpha=0.3, axis="x")
-    return fig
+    published = rows["published_hr"]
+    return forest_figure(labels, rows["hr"], rows["hr_lower"], rows["hr_upper"], reference=1.0, log_scale=True,
+                         xlabel="hazard ratio of death (OS-2), log scale; this cohort with its 95% CI",
+                         overlay={"published HR": published} if published.notna().any() else None,
+                         colours=[GROUP_COLOURS[0]] * len(rows), title="Multivariable Cox model", width=7.5,
+                         decimals=2)
 
 
 def _km_figure(result: DescribeResult):
@@ -288,7 +269,8 @@ def _km_figure(result: DescribeResult):
     ax, table_ax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     title = f"OS-2 by {result.group_name}"
     if len(result.logrank):
-        title += "; log-rank " + ", ".join(f"{r.comparison} p {_p(r.p_value)}" for r in result.logrank.itertuples())
+        title += "; log-rank " + ", ".join(f"{r.comparison} {p_text(r.p_value, prose=True)}"
+                                           for r in result.logrank.itertuples())
     plot_km(ax, time, event, codes.cat.remove_unused_categories(), table_ax=table_ax, title=title)
     ax.title.set_fontsize("small")
     return fig
@@ -310,11 +292,7 @@ def write_describe(result: DescribeResult, out_dir: str | Path) -> list[Path]:
     written.append(save_figure(_km_figure(result), out / "km_by_group.png"))
     if result.multivariable["hr"].notna().any():
         written.append(save_figure(_forest(result.multivariable), out / "cox_forest.png"))
-    section = {"answer": result.answer, "figure": "km_by_group.png",
-               "alt": f"Kaplan-Meier curves of OS-2 by {result.group_name} with 95% bands and numbers at risk; "
-                      "log-rank test in the title.",
-               "table": "cox_multivariable.csv"}
-    with atomic_path(out / "section.json") as tmp:
-        tmp.write_text(json.dumps(section, indent=2), encoding="utf-8")
-    written.append(out / "section.json")
+    written.append(write_section(out, answer=result.answer, figure="km_by_group.png",
+                                 alt=f"Kaplan-Meier curves of OS-2 by {result.group_name} with 95% bands and numbers "
+                                     "at risk; log-rank test in the title.", table="cox_multivariable.csv"))
     return written

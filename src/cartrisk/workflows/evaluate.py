@@ -36,6 +36,7 @@ from cartrisk.workflows.heterogeneity import (
     sample_size_notes,
     subgroups_from_oof,
     write_clusters,
+    write_subgroups,
 )
 
 __all__ = ["EvaluationReport", "evaluate_experiment", "summary_table"]
@@ -121,8 +122,6 @@ def _where_it_holds(report: EvaluationReport, models: dict[str, object], progres
 
 def _log_sections(report: EvaluationReport, tracker: Tracker, parent: str) -> None:
     """The ``clusters/`` and ``subgroups/`` report sections of the parent run."""
-    from cartrisk.bundle.validation import write_subgroups
-
     cfg = report.config
     with tempfile.TemporaryDirectory() as tmp:
         written: list[tuple[Path, str]] = []

@@ -1,11 +1,10 @@
 """What ``cartrisk evaluate`` and ``cartrisk tune`` add about where a model holds: internal-external validation
 across clusters (``[evaluation] cluster``), performance by subgroup on out-of-fold predictions, and Riley's
 sample-size check of the candidate parameters. Each writes a report section (``clusters/``, ``subgroups/``) with
-its ``section.json``."""
+its ``section.json``; ``cartrisk validate-model`` writes its ``subgroups/`` with the same :func:`write_subgroups`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +13,15 @@ import pandas as pd
 from cartrisk.config import ExperimentConfig
 from cartrisk.data.datasets import Dataset
 from cartrisk.evaluation.clusters import ClusterValidation, internal_external_validation
-from cartrisk.evaluation.figures import forest_figure
 from cartrisk.evaluation.samplesize import TARGET_SHRINKAGE, sample_size_check
 from cartrisk.evaluation.subgroups import subgroup_labels, subgroup_performance
 from cartrisk.exceptions import ConfigError
-from cartrisk.plotting import save_figure
-from cartrisk.units import DAYS_PER_MONTH, months_to_days
+from cartrisk.plotting import GROUP_COLOURS, figure_stem, forest_figure, save_figure
+from cartrisk.units import DAYS_PER_MONTH, estimate_text, months_to_days
+from cartrisk.workflows.sections import write_section
 
-__all__ = ["cluster_validations", "sample_size_notes", "subgroups_from_oof", "tune_heterogeneity", "write_clusters"]
+__all__ = ["cluster_validations", "sample_size_notes", "subgroups_from_oof", "tune_heterogeneity", "write_clusters",
+           "write_subgroups"]
 
 
 def cluster_validations(cfg: ExperimentConfig, data: Dataset, estimators: dict[str, object]
@@ -40,13 +40,6 @@ def cluster_validations(cfg: ExperimentConfig, data: Dataset, estimators: dict[s
             for label, est in estimators.items()}
 
 
-def _section(folder: Path, answer: str, figure: str, alt: str, table: str) -> Path:
-    path = folder / "section.json"
-    path.write_text(json.dumps({"answer": answer, "figure": figure, "alt": alt, "table": table}, indent=2) + "\n",
-                    encoding="utf-8")
-    return path
-
-
 def write_clusters(results: dict[str, ClusterValidation], folder: Path, column: str) -> list[Path]:
     """``clusters/``: per-cluster and pooled tables, a forest plot per metric and model, ``section.json`` (the
     first model's answer and C forest plot)."""
@@ -56,15 +49,16 @@ def write_clusters(results: dict[str, ClusterValidation], folder: Path, column: 
     for label, res in results.items():
         per.append(res.per_cluster.assign(model=label))
         pooled.append(res.pooled.assign(model=label))
-        slug = "".join(ch if ch.isalnum() else "_" for ch in label).strip("_")
+        slug = figure_stem(label)
         for metric, ref in (("harrell_c", None), ("oe_ratio", 1.0), ("calibration_slope", 1.0)):
             rows = res.per_cluster.rename(columns={metric: "estimate", f"{metric}_lower": "lower",
                                                    f"{metric}_upper": "upper"})
             rows = rows.assign(label=rows["cluster"].astype(str) + " (n=" + rows["n"].astype(str) + ")")
             p = res.pooled.set_index("metric").loc[metric]
             pooled_row = p.to_dict() if np.isfinite(p.get("estimate", np.nan)) else None
-            fig = forest_figure(rows, label="label", pooled=pooled_row, reference=ref,
-                                xlabel=metric.replace("_", " "), log_scale=metric == "oe_ratio",
+            fig = forest_figure(rows["label"].tolist(), rows["estimate"], rows["lower"], rows["upper"],
+                                pooled=pooled_row, reference=ref, xlabel=metric.replace("_", " "),
+                                log_scale=metric == "oe_ratio", colours=[GROUP_COLOURS[0]] * len(rows), decimals=2,
                                 title=f"{label}: {metric.replace('_', ' ')} by held-out {column}")
             written.append(save_figure(fig, folder / f"forest_{slug}_{metric}.png"))
     for name, frames in (("clusters.csv", per), ("pooled.csv", pooled)):
@@ -73,10 +67,43 @@ def write_clusters(results: dict[str, ClusterValidation], folder: Path, column: 
         frame.to_csv(folder / name, index=False)
         written.append(folder / name)
     first_label, first = next(iter(results.items()))
-    slug = "".join(ch if ch.isalnum() else "_" for ch in first_label).strip("_")
-    written.append(_section(folder, first.answer(first_label), f"forest_{slug}_harrell_c.png",
-                            f"Harrell's C in each held-out {column} with its 95% interval, the REML pooled estimate "
-                            "(diamond) and the 95% prediction interval for a new cluster.", "pooled.csv"))
+    slug = figure_stem(first_label)
+    written.append(write_section(folder, answer=first.answer(first_label), figure=f"forest_{slug}_harrell_c.png",
+                                 alt=f"Harrell's C in each held-out {column} with its 95% interval, the REML pooled "
+                                     "estimate (diamond) and the 95% prediction interval for a new cluster.",
+                                 table="pooled.csv"))
+    return written
+
+
+def write_subgroups(table: pd.DataFrame, out_dir: str | Path, *, horizon_months: float, where: str) -> list[Path]:
+    """Write a subgroup table, its forest plot of the C by subgroup and ``section.json``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "subgroups.csv"
+    table.to_csv(path, index=False)
+    written = [path]
+    for metric in ("harrell_c", "oe_ratio", "calibration_slope"):
+        rows = table[(table["metric"] == metric) & (table["variable"] != "all")]
+        if rows.empty:
+            continue
+        rows = rows.assign(label=rows["variable"] + ": " + rows["subgroup"] + " (n=" + rows["n"].astype(str) + ")")
+        overall = float(table[(table["metric"] == metric) & (table["variable"] == "all")]["estimate"].iloc[0])
+        colours = [GROUP_COLOURS[3] if flag else GROUP_COLOURS[0] for flag in rows["flag"]]
+        fig = forest_figure(rows["label"].tolist(), rows["estimate"], rows["lower"], rows["upper"], reference=overall,
+                            xlabel=metric.replace("_", " "), colours=colours, decimals=2,
+                            title=f"{metric.replace('_', ' ')} by subgroup (dashed: overall)")
+        written.append(save_figure(fig, out / f"forest_{metric}.png"))
+    flagged = table[table["flag"]]
+    what = ("no subgroup's interval excludes the overall value" if flagged.empty else
+            "flagged (interval excludes the overall value): " + ", ".join(
+                f"{r.variable} {r.subgroup} ({r.metric} {estimate_text(r.estimate, r.lower, r.upper)})"
+                for r in flagged.itertuples()))
+    c = table[(table["metric"] == "harrell_c") & (table["variable"] != "all")]
+    span = f"{c['estimate'].min():.2f} to {c['estimate'].max():.2f}" if len(c) else "n/a"
+    written.append(write_section(out, answer=f"Across subgroups of {where}, Harrell's C ranges from {span} at "
+                                             f"{horizon_months:g} months; {what}.", figure="forest_harrell_c.png",
+                                 alt="Harrell's C with its 95% bootstrap interval in each subgroup, against the "
+                                     "overall C (dashed); flagged subgroups in vermillion.", table="subgroups.csv"))
     return written
 
 

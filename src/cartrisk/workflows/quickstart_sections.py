@@ -23,8 +23,8 @@ from cartrisk.explain.figures import concordance_points, explanation_overview_fi
 from cartrisk.groups import RuleComparison, grouping_title
 from cartrisk.groups.figures import group_histogram_figure
 from cartrisk.plotting import SERIES_COLOURS, forest_figure, save_figure
-from cartrisk.units import months_to_days
-from cartrisk.workflows.sections import estimate_text, p_text, percent_text, write_section
+from cartrisk.units import estimate_text, months_to_days, p_text, percent_text
+from cartrisk.workflows.sections import write_section
 
 __all__ = ["bundle_section", "calibration_section", "cohort_section", "explain_section", "groups_section",
            "models_section", "scoring_section"]

@@ -12,17 +12,17 @@ Every artefact folder that a workflow logs for the HTML report (:mod:`cartrisk.w
 Every other file of the folder is folded away under the section. CSV columns stay snake_case codes; the
 report maps them to human headers through its one label table (:data:`cartrisk.workflows.report.LABELS`).
 
-The helpers below write and read that file and format the numbers of answer sentences the way the report
-formats its tables: an estimate with its interval in one string (``0.68 (0.67-0.70)``), p-values never
-``0`` (``< 1e-300`` in tables, ``p < 0.001`` in prose).
+The helpers below write and read that file. Answer sentences format their numbers the way the report formats
+its tables, with :mod:`cartrisk.units`' ``estimate_text``, ``p_text`` and ``percent_text`` (handed on here).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cartrisk.units import estimate_text, p_text, percent_text
 
 __all__ = ["SECTION_FILE", "Section", "estimate_text", "p_text", "percent_text", "read_section", "write_section"]
 
@@ -102,43 +102,3 @@ def read_section(folder: str | Path) -> Section | None:
     alts = data.get("alts") or {}
     return _check(Section(str(data["answer"]), str(data["figure"]), str(data["alt"]), data.get("table"),
                           {str(k): str(v) for k, v in alts.items()}), folder, str(path))
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def estimate_text(estimate: float, lower: float | None = None, upper: float | None = None, decimals: int = 2) -> str:
-    """An estimate with its interval in one string: ``0.68 (0.67-0.70)``; ``-0.11 to 0.29`` when a bound is
-    negative (a hyphen would read as a minus); the estimate alone when a bound is missing."""
-    if not _finite(estimate):
-        return "n/a"
-    text = f"{estimate:.{decimals}f}"
-    if not (_finite(lower) and _finite(upper)):
-        return text
-    sep = " to " if min(lower, upper) < 0 else "-"
-    return f"{text} ({lower:.{decimals}f}{sep}{upper:.{decimals}f})"
-
-
-def p_text(p: float, *, prose: bool = False) -> str:
-    """A p-value that is never ``0``.
-
-    Tables (``prose=False``): three decimals from 0.001 up, two significant digits in scientific notation
-    below, ``< 1e-300`` when the computation underflowed to 0. Prose: ``p = 0.012`` or ``p < 0.001``.
-    """
-    if not _finite(p):
-        return "n/a" if prose else ""
-    p = float(p)
-    if prose:
-        return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-    if p < 1e-300:
-        return "< 1e-300"
-    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
-
-
-def percent_text(share: float, decimals: int = 0) -> str:
-    """A share (0-1) as a percentage: ``0.232`` -> ``23%``."""
-    return "n/a" if not _finite(share) else f"{100 * share:.{decimals}f}%"
