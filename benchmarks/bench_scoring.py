@@ -7,9 +7,11 @@ fitted on a simulated registry, exported as a bundle to a temporary folder, then
 - score: ``Bundle.score`` on ``--n`` new simulated patients given as a raw frame (what ``read_extract`` returns
   for Parquet), validation against the data dictionary included, best of ``--repeats``; printed as patients/s,
   with the time of each stage (validation, range checks, feature derivation and preprocessing, prediction of
-  risk and survival, risk groups) from one extra instrumented pass.
+  risk and survival, risk groups) from one extra instrumented pass, and the median milliseconds per call (for
+  ``--n 1``: the cost of scoring one patient, as ``mlflow models serve`` does; target under 10 ms).
 
-Targets: at least 20,000 patients/s for Cox and XGBoost, 2,000/s for the forest; load under 2 s.
+Targets: at least 20,000 patients/s for Cox and XGBoost, 2,000/s for the forest; one patient (``--n 1``) in
+under 10 ms a call; load under 2 s.
 
 Usage::
 
@@ -22,6 +24,7 @@ Figures are printed, never asserted on; on a shared machine they vary with load.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import warnings
@@ -31,16 +34,22 @@ import numpy as np
 
 TARGETS = {"coxph": 20_000, "coxnet": 20_000, "xgb_cox": 20_000, "xgb_aft": 20_000, "rsf": 2_000,
            "extra_trees": 2_000, "gbsa": 2_000}
+ONE_PATIENT_SECONDS = 0.010
 OUTCOME = ["os2_days", "os2_event", "last_contact_date", "pfs2_days", "pfs2_event"]
 
 
 def _best(fn, repeats: int) -> tuple[float, object]:
-    best, result = np.inf, None
+    return _timed(fn, repeats)[::2]
+
+
+def _timed(fn, repeats: int) -> tuple[float, float, object]:
+    """Best and median seconds of ``repeats`` calls, and the last result."""
+    times, result = [], None
     for _ in range(repeats):
         start = time.perf_counter()
         result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        times.append(time.perf_counter() - start)
+    return min(times), float(np.median(times)), result
 
 
 def _stages(bundle, frame) -> dict[str, float]:
@@ -79,8 +88,9 @@ def main() -> None:
     X, y = to_xy(typed)
     new = simulate(args.n, 1)[0].drop(columns=OUTCOME)
     print(f"training n = {args.train_n:,}; scoring n = {args.n:,} new simulated patients (raw frame, validated)")
-    header = f"{'family':<12}{'fit s':>8}{'export s':>10}{'size MB':>9}{'load s':>8}{'score s':>9}{'patients/s':>12}" \
-             f"{'target':>9}  stages (s)"
+    header = f"{'family':<12}{'fit s':>8}{'export s':>10}{'size MB':>9}{'load s':>8}{'score s':>9}{'ms/call':>9}" \
+             f"{'patients/s':>12}{'target':>9}  stages (s)"
+    print(f"load average {os.getloadavg()[0]:.2f}; score s: best of {args.repeats}, ms/call: their median")
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families.split(","):
@@ -97,13 +107,17 @@ def main() -> None:
                 # New patients drawn with another seed fall outside the training ranges here and there; the
                 # per-column StatisticalWarning is the intended behaviour, not what is measured.
                 warnings.simplefilter("ignore", StatisticalWarning)
-                score_s, _ = _best(lambda bundle=bundle: bundle.score(new), args.repeats)
+                bundle.score(new)  # first call: imports and caches
+                score_s, median_s, _ = _timed(lambda bundle=bundle: bundle.score(new), args.repeats)
                 stages = _stages(bundle, new)
             rate = args.n / score_s
-            verdict = "ok" if rate >= TARGETS.get(family, 0) else "MISSED"
-            detail = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+            if args.n == 1:  # one patient: the fixed cost of a call is the target
+                target, verdict = "<10 ms", "ok" if median_s < ONE_PATIENT_SECONDS else "MISSED"
+            else:
+                target, verdict = f"{TARGETS.get(family, 0):,}", "ok" if rate >= TARGETS.get(family, 0) else "MISSED"
+            detail = ", ".join(f"{k} {v * 1000:.1f} ms" if args.n < 1000 else f"{k} {v:.2f}" for k, v in stages.items())
             print(f"{family:<12}{fit_s:>8.1f}{export_s:>10.1f}{size_mb:>9.1f}{load_s:>8.2f}{score_s:>9.2f}"
-                  f"{rate:>12,.0f}{TARGETS.get(family, 0):>9,} {verdict}  {detail}")
+                  f"{1000 * median_s:>9.1f}{rate:>12,.0f}{target:>9} {verdict}  {detail}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ cohort reports (:mod:`cartrisk.data.simreport`). Thresholds come from the litera
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,8 @@ import pandas as pd
 from cartrisk.data.literature import describe_terms, feature_codings, reference_ranges, rule_constants
 from cartrisk.units import DAYS_PER_MONTH
 
-__all__ = ["PCPI_COLUMNS", "DESIGN_META_COLUMNS", "derive_features", "describe_design", "generic_design",
-           "pcpi_points"]
+__all__ = ["DERIVED_INPUTS", "PCPI_COLUMNS", "DESIGN_META_COLUMNS", "derive_features", "derived_values",
+           "describe_design", "generic_design", "pcpi_points"]
 
 #: Columns of the term table that :func:`describe_design` and :func:`generic_design` return beside the design.
 DESIGN_META_COLUMNS = ("term", "variable", "level", "reference", "published")
@@ -29,8 +30,78 @@ _OPERATORS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.le
 _CODING_OPERATORS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
 
-def _log2(x: pd.Series, offset: float = 0.0) -> pd.Series:
-    return np.log2(x.astype(float).clip(lower=0) + offset)
+def _log2(x: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """log2(max(x, 0) + offset), NaN kept (pandas' ``clip(lower=0)``: a NaN or a value >= 0 stays as it is)."""
+    return np.log2(np.where(np.isnan(x) | (x >= 0), x, 0.0) + offset)
+
+
+#: Each derived column and the columns it is computed from (derived ones included).
+DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
+    "failure_window": ("days_to_failure",), "log2_days_to_failure": ("days_to_failure",),
+    "ldh_ratio_infusion": ("ldh_infusion", "ldh_uln"), "ldh_ratio_failure": ("ldh_failure", "ldh_uln"),
+    "log2_ldh_ratio_infusion": ("ldh_ratio_infusion",), "log2_ldh_ratio_failure": ("ldh_ratio_failure",),
+    "log2_crp_infusion": ("crp_infusion",), "log2_ferritin_infusion": ("ferritin_infusion",),
+}
+
+
+def derived_values(values: Mapping[str, np.ndarray], n: int, names: Iterable[str] | None = None
+                   ) -> dict[str, np.ndarray]:
+    """The derived columns of :func:`derive_features` as arrays, from a cohort's columns as float arrays.
+
+    Parameters
+    ----------
+    values : mapping of str -> float array
+        The cohort's columns (a column it lacks counts as missing everywhere).
+    n : int
+        Number of patients.
+    names : iterable of str, optional
+        Only these derived columns (and what they need); default every one, in :func:`derive_features`' order.
+
+    Returns
+    -------
+    dict of str -> array
+        ``failure_window`` as an object array of labels (NaN where ``days_to_failure`` is missing), every other
+        column float64. ``failure_window`` and ``log2_days_to_failure`` only when ``values`` has
+        ``days_to_failure``.
+    """
+    codings = {code["name"]: code for code in feature_codings()}
+    order = [*DERIVED_INPUTS, *codings]
+    wanted = set(order if names is None else names)
+    for name in reversed(order):  # what the wanted columns are computed from
+        if name in wanted:
+            wanted |= set(DERIVED_INPUTS.get(name, ())) | ({codings[name]["column"]} if name in codings else set())
+    nan = np.full(n, np.nan)
+    get = lambda c: values[c] if c in values else nan  # noqa: E731
+    rc = rule_constants()
+    new: dict[str, np.ndarray] = {}
+    if "days_to_failure" in values:
+        days = values["days_to_failure"]
+        if "failure_window" in wanted:
+            labels = rc["failure_windows"]
+            window = np.select([days <= rc["d0_30_boundary_days"], days <= rc["d31_90_boundary_days"]], labels[:2],
+                               labels[2]).astype(object)
+            window[np.isnan(days)] = np.nan
+            new["failure_window"] = window
+        if "log2_days_to_failure" in wanted:
+            new["log2_days_to_failure"] = _log2(days, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # as pandas divides: x / 0 is inf, 0 / 0 NaN
+        for name in ("ldh_ratio_infusion", "ldh_ratio_failure"):
+            if name in wanted:
+                top, bottom = DERIVED_INPUTS[name]
+                new[name] = get(top) / get(bottom)
+    for name, source, offset in (("log2_ldh_ratio_infusion", "ldh_ratio_infusion", 0.0),
+                                 ("log2_ldh_ratio_failure", "ldh_ratio_failure", 0.0),
+                                 ("log2_crp_infusion", "crp_infusion", 1.0),
+                                 ("log2_ferritin_infusion", "ferritin_infusion", 1.0)):
+        if name in wanted:
+            new[name] = _log2(new[source] if source in new else get(source), offset)
+    for name, code in codings.items():
+        if name in wanted:
+            x = new[code["column"]] if code["column"] in new else get(code["column"])
+            flag = _CODING_OPERATORS[code["op"]](x, code["threshold"]).astype(float)
+            new[name] = np.where(np.isnan(x), np.nan, flag)
+    keep = order if names is None else [c for c in order if c in set(names)]
+    return {c: new[c] for c in keep if c in new}
 
 
 def derive_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -39,29 +110,14 @@ def derive_features(frame: pd.DataFrame) -> pd.DataFrame:
     Derived: ``failure_window`` (D0-30 / D31-90 / >D90), ``ldh_ratio_infusion`` and
     ``ldh_ratio_failure`` (LDH / ULN), their log2, ``log2_crp_infusion`` (log2(1 + CRP)),
     ``log2_ferritin_infusion``, ``log2_days_to_failure`` (log2(1 + days)), and the
-    literature codings (binary indicators such as ``ldh_gt_uln_infusion``).
+    literature codings (binary indicators such as ``ldh_gt_uln_infusion``). The values are
+    :func:`derived_values`'.
     """
-    nan = pd.Series(np.nan, index=frame.index)
-    get = lambda c: frame[c].astype(float) if c in frame else nan  # noqa: E731
-    rc = rule_constants()
-    new: dict[str, pd.Series] = {}  # built apart and joined once: a column insertion costs more than its arithmetic
-    if "days_to_failure" in frame:
-        days = frame["days_to_failure"].astype(float)
-        labels = rc["failure_windows"]
-        window = np.select([days <= rc["d0_30_boundary_days"], days <= rc["d31_90_boundary_days"]], labels[:2],
-                           labels[2])
-        new["failure_window"] = pd.Series(window, index=frame.index, dtype=object).where(days.notna())
-        new["log2_days_to_failure"] = _log2(days, 1.0)
-    new["ldh_ratio_infusion"] = get("ldh_infusion") / get("ldh_uln")
-    new["ldh_ratio_failure"] = get("ldh_failure") / get("ldh_uln")
-    new["log2_ldh_ratio_infusion"] = _log2(new["ldh_ratio_infusion"])
-    new["log2_ldh_ratio_failure"] = _log2(new["ldh_ratio_failure"])
-    new["log2_crp_infusion"] = _log2(get("crp_infusion"), 1.0)
-    new["log2_ferritin_infusion"] = _log2(get("ferritin_infusion"), 1.0)
-    for code in feature_codings():
-        x = new[code["column"]] if code["column"] in new else get(code["column"])
-        flag = _CODING_OPERATORS[code["op"]](x, code["threshold"])
-        new[code["name"]] = flag.astype(float).where(x.notna())
+    sources = {c for name in DERIVED_INPUTS for c in DERIVED_INPUTS[name]} | {c["column"] for c in feature_codings()}
+    values = {c: frame[c].astype(float).to_numpy() for c in sources if c in frame}
+    new = {name: pd.Series(v, index=frame.index, dtype=object if name == "failure_window" else np.float64)
+           for name, v in derived_values(values, len(frame)).items()}
+    # built apart and joined once: a column insertion costs more than its arithmetic
     replaced = [c for c in new if c in frame]
     out = frame.copy() if replaced else frame
     for c in replaced:

@@ -11,7 +11,7 @@ Rows are numbered from 1 for the first patient (the CSV header is not counted).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,22 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 from sksurv.util import Surv
 
+from cartrisk.data._values import (
+    SMALL_ROWS,
+    blank_columns,
+    column_valid,
+    dates,
+    in_levels,
+    in_range,
+    is_binary,
+    is_date,
+    is_integer,
+    is_number,
+    non_empty,
+    numbers,
+    typed_column,
+    typed_if_valid,
+)
 from cartrisk.data.dictionary import COLUMNS, Column, column, columns_by_role
 from cartrisk.exceptions import SchemaError
 
@@ -40,7 +56,6 @@ _REQUIRED_VALUES = ("patient_id", "days_to_failure", "os2_days", "os2_event")
 _DATE_COLUMNS = ("infusion_date", "failure_date", "last_contact_date")
 _NOT_COVARIATES = ("patient_id", "os2_days", "os2_event", *_DATE_COLUMNS, "pfs2_days", "pfs2_event")
 _MISSING_TOKENS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL"]
-_SMALL_ROWS = 200  # frames up to this size take the per-value paths below (scoring one or a few patients)
 
 
 @dataclass(frozen=True)
@@ -93,66 +108,6 @@ def _show(value: object) -> str:
     return repr(value.item() if hasattr(value, "item") else value)
 
 
-# --- element checks, vectorised; each returns True where the value is acceptable (missing passes) ---------------
-
-def _numbers(s: pd.Series) -> pd.Series:
-    return pd.to_numeric(s, errors="coerce")
-
-
-def _is_number(s: pd.Series) -> pd.Series:
-    return s.isna() | _numbers(s).notna()
-
-
-def _is_integer(s: pd.Series) -> pd.Series:
-    x = _numbers(s)
-    return s.isna() | x.isna() | (x == np.round(x))
-
-
-def _in_range(col: Column) -> Callable[[pd.Series], pd.Series]:
-    def check(s: pd.Series) -> pd.Series:
-        x = _numbers(s)
-        ok = pd.Series(True, index=s.index)
-        if col.min is not None:
-            ok &= (x > col.min) if col.min_exclusive else (x >= col.min)
-        if col.max is not None:
-            ok &= x <= col.max
-        return ok | x.isna()
-
-    return check
-
-
-def _is_binary(s: pd.Series) -> pd.Series:
-    x = _numbers(s)
-    return s.isna() | x.isin([0, 1])
-
-
-def _in_levels(col: Column) -> Callable[[pd.Series], pd.Series]:
-    return lambda s: s.isna() | _as_text(s).isin(col.levels)
-
-
-def _is_date(s: pd.Series) -> pd.Series:
-    return s.isna() | _dates(s).notna()
-
-
-def _non_empty(s: pd.Series) -> pd.Series:
-    return s.notna() & (_as_text(s).str.strip() != "")
-
-
-def _as_text(s: pd.Series) -> pd.Series:
-    if len(s) <= _SMALL_ROWS:  # pandas' string dtype costs ~0.5 ms a column whatever the rows: a plain loop here
-        text = [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v).strip()
-                for v in s.tolist()]
-        return pd.Series(text, index=s.index, dtype=object).where(s.notna())
-    out = s.astype("string").str.strip()
-    return out.where(s.notna())
-
-
-def _dates(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return s
-    return pd.to_datetime(_as_text(s), format="ISO8601", errors="coerce")
-
-
 _FIXES = {
     "numeric": "write a number{unit}, or leave the cell empty if unknown",
     "integer": "write a whole number",
@@ -180,18 +135,18 @@ _RULES = {
 def _column_schema(col: Column, required_value: bool) -> pa.Column:
     checks: list[pa.Check] = []
     if col.kind == "string":
-        checks.append(pa.Check(_non_empty, name="nonempty"))
+        checks.append(pa.Check(non_empty, name="nonempty"))
     elif col.kind == "date":
-        checks.append(pa.Check(_is_date, name="date"))
+        checks.append(pa.Check(is_date, name="date"))
     elif col.kind == "category":
-        checks.append(pa.Check(_in_levels(col), name="levels"))
+        checks.append(pa.Check(in_levels(col), name="levels"))
     elif col.kind == "binary":
-        checks.append(pa.Check(_is_binary, name="binary"))
+        checks.append(pa.Check(is_binary, name="binary"))
     else:
-        checks.append(pa.Check(_is_number, name="numeric"))
+        checks.append(pa.Check(is_number, name="numeric"))
         if col.kind == "integer":
-            checks.append(pa.Check(_is_integer, name="integer"))
-        checks.append(pa.Check(_in_range(col), name="range"))
+            checks.append(pa.Check(is_integer, name="integer"))
+        checks.append(pa.Check(in_range(col), name="range"))
     return pa.Column(
         checks=checks,
         nullable=not required_value,
@@ -206,7 +161,7 @@ def _column_schema(col: Column, required_value: bool) -> pa.Column:
 
 def _derive_from_dates(raw: pd.DataFrame) -> dict[str, pd.Series]:
     """Durations (and the infusion year) implied by the dates present (NaN where a date is missing)."""
-    d = {c: _dates(raw[c]) for c in _DATE_COLUMNS if c in raw}
+    d = {c: dates(raw[c]) for c in _DATE_COLUMNS if c in raw}
     out: dict[str, pd.Series] = {}
     if "infusion_date" in d:
         out["infusion_year"] = d["infusion_date"].dt.year.astype("float64")
@@ -226,13 +181,14 @@ _ORDER_RULES = {
 }
 
 
-def _cross_problems(raw: pd.DataFrame, source: str) -> list[Problem]:
-    """Dates in the wrong order, and dates that disagree with the durations given beside them."""
+def _cross_problems(raw: pd.DataFrame, source: str, implied: Mapping[str, pd.Series] | None = None) -> list[Problem]:
+    """Dates in the wrong order, and dates that disagree with the durations given beside them (``implied``: what
+    :func:`_derive_from_dates` gives for ``raw``, when the caller has it)."""
     problems: list[Problem] = []
-    for name, days in _derive_from_dates(raw).items():
+    for name, days in (_derive_from_dates(raw) if implied is None else implied).items():
         if name == "infusion_year":
             if name in raw:
-                given = _numbers(raw[name])
+                given = numbers(raw[name])
                 disagree = given.notna() & days.notna() & (given != days)
                 for idx in given.index[disagree.to_numpy()]:
                     problems.append(Problem(source, int(idx) + 1, name, raw.at[idx, name],
@@ -244,7 +200,7 @@ def _cross_problems(raw: pd.DataFrame, source: str) -> list[Problem]:
         for idx in days.index[(days < 0).to_numpy()]:
             problems.append(Problem(source, int(idx) + 1, later, raw.at[idx, later], rule, fix))
         if name in raw:
-            given = _numbers(raw[name])
+            given = numbers(raw[name])
             disagree = given.notna() & days.notna() & (given != days) & (days >= 0)
             for idx in given.index[disagree.to_numpy()]:
                 problems.append(Problem(source, int(idx) + 1, name, raw.at[idx, name],
@@ -284,8 +240,11 @@ def validate(frame: pd.DataFrame, *, source: str = "frame", require_outcome: boo
     extra = dict(extra or {})
     defined = {c.name: c for c in COLUMNS} | extra
     raw = frame.reset_index(drop=True)
-    text_cols = [c for c in raw.columns if not pd.api.types.is_numeric_dtype(raw[c])
-                 and not pd.api.types.is_datetime64_any_dtype(raw[c])]
+    small = len(raw) <= SMALL_ROWS and raw.columns.is_unique  # one patient, or a few: read their values directly
+    text_cols = [c for c, dtype in raw.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)
+                 and not pd.api.types.is_datetime64_any_dtype(dtype)]
+    if small:
+        text_cols = blank_columns(raw, text_cols)
     if text_cols:  # blank cells are missing values, whichever way the frame was made
         raw[text_cols] = raw[text_cols].replace(r"^\s*$", np.nan, regex=True)
     result = ValidationResult(frame=None)
@@ -312,7 +271,8 @@ def validate(frame: pd.DataFrame, *, source: str = "frame", require_outcome: boo
     implied = _derive_from_dates(raw)
     required = {"patient_id", "days_to_failure"} | ({"os2_days", "os2_event"} if require_outcome else set())
     needed = {c for c in required if c not in implied}
-    if not _all_valid(raw, needed, defined.values()):  # pandera, which lists every problem, only when there is one
+    typed = typed_if_valid(raw, implied, defined, needed) if small else None  # None: some value may be invalid
+    if typed is None and not _all_valid(raw, needed, defined.values()):  # pandera lists every problem, if any
         schema = pa.DataFrameSchema(
             {c.name: _column_schema(c, c.name in needed)
              for c in defined.values() if c.name in raw and c.role != "derived"},
@@ -322,11 +282,12 @@ def validate(frame: pd.DataFrame, *, source: str = "frame", require_outcome: boo
             schema.validate(raw, lazy=True)
         except SchemaErrors as err:
             result.problems += _problems_from_pandera(err.failure_cases, raw, source, defined)
-    result.problems += _cross_problems(raw, source)
+    result.problems += _cross_problems(raw, source, implied)
     if result.problems:
         result.problems.sort(key=lambda p: (p.row or 0, p.column or ""))
         return result
-    typed = _typed(raw, implied, defined)
+    if typed is None:
+        typed = _typed(raw, implied, defined)
     if require_outcome and typed["os2_event"].sum() == 0:
         result.problems.append(Problem(source, None, "os2_event", None,
                                        "all patients are censored (no os2_event = 1): OS-2 cannot be modelled",
@@ -343,46 +304,8 @@ def _all_valid(raw: pd.DataFrame, required: set[str], columns: Iterable[Column])
     whatever the number of rows, most of a one-patient scoring call. Any doubt returns False, and pandera then
     finds and words every problem. ``columns``: the dictionary's columns and the declared ones.
     """
-    for col in columns:
-        if col.name not in raw or col.role == "derived":
-            continue
-        s = raw[col.name]
-        missing = s.isna().to_numpy()
-        if missing.any() and col.name in required:
-            return False
-        if missing.all():
-            continue
-        if col.kind == "string":
-            if not _non_empty(s).all() or (col.name == "patient_id" and s.duplicated().any()):
-                return False
-            continue
-        if col.kind == "date":
-            if not _is_date(s).all():
-                return False
-            continue
-        if col.kind == "category":
-            if not _in_levels(col)(s).all():
-                return False
-            continue
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            x = s.to_numpy(dtype=float, na_value=np.nan)
-        else:
-            x = _numbers(s).to_numpy(dtype=float, na_value=np.nan)
-            if np.isnan(x[~missing]).any():  # text that is not a number
-                return False
-        x = x[~missing]
-        if col.kind == "binary":
-            if not np.isin(x, (0.0, 1.0)).all():
-                return False
-            continue
-        if col.kind == "integer" and not (x == np.round(x)).all():
-            return False
-        low, high = x.min(), x.max()
-        if col.min is not None and (low <= col.min if col.min_exclusive else low < col.min):
-            return False
-        if col.max is not None and high > col.max:
-            return False
-    return True
+    return all(column_valid(col, raw[col.name], col.name in required) for col in columns
+               if col.name in raw and col.role != "derived")
 
 
 def _missing_columns(raw: pd.DataFrame, source: str, require_outcome: bool) -> list[Problem]:
@@ -416,7 +339,7 @@ def _problems_from_pandera(cases: pd.DataFrame, raw: pd.DataFrame, source: str,
             fix = fix.split(", or leave")[0].split("; leave")[0]
         row = None if case.index is None or pd.isna(case.index) else int(case.index) + 1
         # A value that is not a number also fails the range check: report it once.
-        if key in ("range", "integer") and row is not None and not _is_number(raw[case.column].iloc[[row - 1]]).all():
+        if key in ("range", "integer") and row is not None and not is_number(raw[case.column].iloc[[row - 1]]).all():
             continue
         problems.append(Problem(source, row, case.column, case.failure_case, rule, fix))
     return problems
@@ -428,17 +351,8 @@ def _typed(raw: pd.DataFrame, implied: dict[str, pd.Series], defined: Mapping[st
         if name not in out:
             out[name] = days
     for col in defined.values():
-        if col.name not in out:
-            continue
-        s = out[col.name]
-        if col.kind in ("string", "category"):
-            out[col.name] = _as_text(s).astype(object).where(s.notna(), np.nan)
-        elif col.kind == "date":
-            out[col.name] = _dates(s)
-        elif col.name in ("days_to_failure", "os2_days", "os2_event") and _numbers(s).notna().all():
-            out[col.name] = _numbers(s).astype("int64")
-        else:
-            out[col.name] = _numbers(s).astype("float64")
+        if col.name in out:
+            out[col.name] = typed_column(col, out[col.name])
     return out
 
 

@@ -41,6 +41,7 @@ from cartrisk.data.derive import derive_features
 from cartrisk.data.dictionary import COLUMNS, columns_by_role
 from cartrisk.data.literature import feature_codings, literature_features
 from cartrisk.exceptions import ConfigError
+from cartrisk.modelling._direct import DIRECT_ROWS, direct_transform
 
 __all__ = ["CODINGS", "FEATURE_SETS", "FeatureBuilder", "derive_features", "feature_inputs", "feature_set_columns",
            "known_feature_names", "resolve_features"]
@@ -376,8 +377,16 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         return _inputs(base)[0]
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Derive and preprocess with the statistics learned in ``fit``."""
+        """Derive and preprocess with the statistics learned in ``fit``.
+
+        A few patients (scoring) take a direct numpy route from the fitted statistics, with the same result
+        (:func:`cartrisk.modelling._direct.direct_transform`); larger frames scikit-learn's ColumnTransformer.
+        """
         check_is_fitted(self, "transformer_")
+        if isinstance(X, pd.DataFrame) and len(X) <= DIRECT_ROWS:
+            out = direct_transform(self, X)
+            if out is not None:
+                return out
         return self.transformer_.transform(self._select(derive_features(X)))
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:

@@ -42,7 +42,6 @@ Seeds
 from __future__ import annotations
 
 import contextlib
-import datetime
 import hashlib
 import re
 import signal
@@ -63,6 +62,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.paths import file_lock
+from cartrisk.tuning.draws import ask
 from cartrisk.tuning.search import make_pruner, make_sampler
 
 __all__ = ["RUN_SUFFIX", "StudyJob", "Terminated", "check_resumable", "default_storage", "list_studies",
@@ -443,6 +443,12 @@ def _beats(storage: optuna.storages.BaseStorage) -> bool:
     return isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)
 
 
+def _stale_check_seconds(storage: optuna.storages.BaseStorage) -> float:
+    """How often a worker looks for stale trials before asking: once per heartbeat interval (a trial is stale only
+    after three missed heartbeats, so checking before every trial finds nothing more, a query per trial later)."""
+    return float(storage.get_heartbeat_interval()) if _beats(storage) else 0.0
+
+
 @contextlib.contextmanager
 def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
     """Record the trial's heartbeat every interval until the block ends (database storages; the first one is
@@ -477,50 +483,6 @@ def _hold_signals():
 def _release_signals(previous) -> None:
     if previous is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-class _Draw:
-    """Stands in for a trial while a sampler draws its parameters (see ``StudyJob.draw``)."""
-
-    def __init__(self, study: optuna.Study) -> None:
-        self.study = study
-        now = datetime.datetime.now()
-        self.frozen = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, datetime_start=now,
-                                  datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
-                                  intermediate_values={}, trial_id=-1)
-
-    def _draw(self, name: str, distribution) -> Any:
-        if name in self.frozen.distributions:
-            return self.frozen.params[name]
-        if distribution.single():
-            value = optuna.distributions._get_single_value(distribution)
-        else:
-            value = self.study.sampler.sample_independent(self.study, self.frozen, name, distribution)
-        self.frozen.distributions[name] = distribution
-        self.frozen.params[name] = value
-        return value
-
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False):
-        return self._draw(name, optuna.distributions.FloatDistribution(low, high, step=step, log=log))
-
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False):
-        return self._draw(name, optuna.distributions.IntDistribution(low, high, step=step, log=log))
-
-    def suggest_categorical(self, name: str, choices):
-        return self._draw(name, optuna.distributions.CategoricalDistribution(choices))
-
-
-def _ask(study: optuna.Study, job: StudyJob) -> optuna.Trial:
-    """A new running trial; its parameters drawn beforehand and written with it when the job says how."""
-    if job.draw is None or job.sampler not in ("tpe", "random"):
-        with warnings.catch_warnings():  # cartrisk records the heartbeats itself (_heartbeat below)
-            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
-            return study.ask()
-    draw = _Draw(study)
-    study.sampler.before_trial(study, draw.frozen)
-    job.draw(draw)
-    trial_id = study._storage.create_new_trial(study._study_id, template_trial=draw.frozen)
-    return optuna.Trial(study, trial_id)
 
 
 def run_trials(storage: optuna.storages.BaseStorage, job: StudyJob, *, lock=None,
@@ -572,19 +534,23 @@ def _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start) ->
     study = optuna.load_study(study_name=job.name, storage=storage,
                               pruner=make_pruner(job.pruner, job.startup_trials, job.warmup_folds))
     done = failed = 0
+    checked = -float("inf")
     while max_trials is None or done < max_trials:
         if job.deadline is not None and time.time() >= job.deadline:
             return done
         with lock:
-            stale = fail_stale(study)
-            state = counts(study.get_trials(deepcopy=False))
+            stale = []
+            if time.monotonic() - checked >= _stale_check_seconds(storage):  # a trial turns stale only after the
+                stale, checked = fail_stale(study), time.monotonic()  # grace period: a check per heartbeat suffices
+            trials = study.get_trials(deepcopy=False)
+            state = counts(trials)
             index = state["COMPLETE"] + state["PRUNED"] + state["RUNNING"]
             trial = None
             if index < job.n_trials:
                 study.sampler = make_sampler(job.sampler, trial_seed(job.seed, index), job.startup_trials)
                 held = _hold_signals()  # a SIGTERM now would leave the new trial running: it waits for the try below
                 try:
-                    trial = _ask(study, job)
+                    trial = ask(study, job.draw if job.sampler in ("tpe", "random") else None, trials)
                     if _beats(storage):  # at once: a trial without any heartbeat is never found stale
                         storage.record_heartbeat(trial._trial_id)
                 except BaseException:
