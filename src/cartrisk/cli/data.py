@@ -54,8 +54,8 @@ def simulate(
 @user_errors
 def validate(
     path: Annotated[Path, typer.Argument(help="Registry extract (.csv or .parquet).")],
-    experiment: Annotated[Path | None, typer.Option(help="Experiment file whose [data.columns] renames the file's "
-                                                         "columns and whose [data.extra] declares the site's own.")
+    experiment: Annotated[Path | None, typer.Option(help="Experiment file whose \\[data.columns] renames the file's "
+                                                         "columns and whose \\[data.extra] declares the site's own.")
                           ] = None,
 ) -> None:
     """Check an extract against the data dictionary; list every problem (exit 0 valid, 2 invalid)."""

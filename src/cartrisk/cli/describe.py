@@ -16,12 +16,12 @@ from cartrisk.exceptions import ConfigError
 @user_errors
 def describe(
     extract: Annotated[Path, typer.Argument(help="Registry extract (.csv or .parquet), or any cohort with --experiment "
-                                                 "naming its [data.roles].")],
+                                                 "naming its \\[data.roles].")],
     out: Annotated[Path, typer.Option(help="Folder for the tables (CSV), figures (PNG) and section.json.")] = Path(
         "describe_out"),
-    experiment: Annotated[Path | None, typer.Option(help="Experiment file whose [data] table describes the file: "
-                                                         "[data.columns] renames, [data.extra] declares the site's "
-                                                         "columns, [data.roles] reads it on the generic path.")] = None,
+    experiment: Annotated[Path | None, typer.Option(help="Experiment file whose \\[data] table describes the file: "
+                                                         "\\[data.columns] renames, \\[data.extra] declares the site's "
+                                                         "columns, \\[data.roles] reads it on the generic path.")] = None,
     strata: Annotated[str | None, typer.Option(help="Column whose levels get their own baseline hazard in the Cox "
                                                     "models (e.g. centre_id).")] = None,
     by: Annotated[str | None, typer.Option(help="Generic path: the covariate that groups Table 1 and the Kaplan-Meier "

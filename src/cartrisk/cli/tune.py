@@ -74,7 +74,7 @@ def result_tables(result) -> dict[str, pd.DataFrame]:
 @app.command()
 @user_errors
 def tune(
-    experiment: Annotated[Path, typer.Argument(help="Experiment file with a [tuning] table (experiments/tune_*).")],
+    experiment: Annotated[Path, typer.Argument(help="Experiment file with a \\[tuning] table (experiments/tune_*).")],
     trials: Annotated[int | None, typer.Option("--trials", min=1, help="Finished trials per study.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Time budget in seconds for all studies.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Local worker processes (default: as many as cores; 1 "
