@@ -8,12 +8,13 @@ labels, tables): an estimate with its interval in one string (``0.68 (0.67-0.70)
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
 
 __all__ = ["DAYS_PER_MONTH", "DEFAULT_HORIZONS_MONTHS", "days_to_months", "estimate_text", "interval_text",
-           "months_to_days", "p_text", "percent_text"]
+           "is_p_column", "months_to_days", "p_text", "percent_text"]
 
 #: Mean Gregorian month, the convention of survival reports (365.25 / 12).
 DAYS_PER_MONTH = 30.4375
@@ -55,6 +56,14 @@ def estimate_text(estimate: float, lower: float | None = None, upper: float | No
         return "n/a"
     interval = interval_text(lower, upper, lambda v: f"{v:.{decimals}f}")
     return f"{estimate:.{decimals}f}" + (f" ({interval})" if interval else "")
+
+
+_P = re.compile(r"(^|[_\s])p([_ -]?value)?$|^pvalue$", re.IGNORECASE)
+
+
+def is_p_column(code: str) -> bool:
+    """Whether a column holds p-values (``p``, ``p_value``, ``logrank_p``, ``*_p``): print it with :func:`p_text`."""
+    return bool(_P.search(str(code)))
 
 
 def p_text(p: float, *, prose: bool = False) -> str:

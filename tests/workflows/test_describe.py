@@ -42,10 +42,19 @@ def test_tables_and_the_section_contract(small, tmp_path):
     written = write_describe(result, tmp_path)
     names = {p.name for p in written}
     assert {"table1.csv", "km_by_group.csv", "logrank.csv", "cox_univariable.csv", "cox_multivariable.csv",
-            "ph_global.csv", "km_by_group.png", "cox_forest.png", "section.json"} == names
+            "cox_hazard_ratios.csv", "ph_global.csv", "km_by_group.png", "cox_forest.png", "section.json"} == names
     section = json.loads((tmp_path / "section.json").read_text(encoding="utf-8"))
-    assert section["figure"] == "km_by_group.png" and section["table"] == "cox_multivariable.csv"
+    assert section["figure"] == "km_by_group.png" and section["table"] == "cox_hazard_ratios.csv"
     assert re.search(r"D0-30 \d+\.\d months .*\(log-rank all 3 groups p", section["answer"])
+    # the answer and the compact table name the terms for a reader, not by their codes
+    assert "failure within 30 days of infusion (D0-30) had HR " in section["answer"]
+    assert "failure_d0_30" not in section["answer"]
+    compact = pd.read_csv(tmp_path / "cox_hazard_ratios.csv")
+    assert list(compact.columns) == ["factor", "hr", "hr_lower", "hr_upper", "p_value", "published_hr",
+                                     "published_lower", "published_upper", "published_source"]
+    assert {"Failure within 30 days of infusion (D0-30)", "Product: tisa-cel vs axi-cel",
+            "LDH > ULN at failure"} <= set(compact["factor"])
+    assert len(compact) == result.multivariable["hr"].notna().sum()
     for path in tmp_path.glob("*.csv"):  # snake_case codes for the report's label table
         assert all(re.fullmatch(r"[a-z][a-z0-9_]*", c) for c in pd.read_csv(path).columns), path.name
     t1 = result.table1

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.paths import atomic_path
+from cartrisk.units import is_p_column, p_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cartrisk: survival after lymphoma fails CAR T-cells (OS-2), against the D0-30 rule.")
@@ -78,8 +79,9 @@ def print_frame(frame: pd.DataFrame, title: str | None = None, floatfmt: str = "
     table = Table(title=title, show_lines=False)
     for c in frame.columns:
         table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(frame[c]) else "left")
+    formats = [p_text if is_p_column(c) else floatfmt.format for c in frame.columns]
     for row in frame.itertuples(index=False):
-        table.add_row(*[floatfmt.format(v) if isinstance(v, float) else str(v) for v in row])
+        table.add_row(*[fmt(v) if isinstance(v, float) else str(v) for fmt, v in zip(formats, row, strict=True)])
     console.print(table)
 
 

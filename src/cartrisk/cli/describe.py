@@ -20,8 +20,9 @@ def describe(
     out: Annotated[Path, typer.Option(help="Folder for the tables (CSV), figures (PNG) and section.json.")] = Path(
         "describe_out"),
     experiment: Annotated[Path | None, typer.Option(help="Experiment file whose \\[data] table describes the file: "
-                                                         "\\[data.columns] renames, \\[data.extra] declares the site's "
-                                                         "columns, \\[data.roles] reads it on the generic path.")] = None,
+                                                         "\\[data.columns] renames, \\[data.extra] declares the "
+                                                         "site's columns, \\[data.roles] reads it on the generic "
+                                                         "path.")] = None,
     strata: Annotated[str | None, typer.Option(help="Column whose levels get their own baseline hazard in the Cox "
                                                     "models (e.g. centre_id).")] = None,
     by: Annotated[str | None, typer.Option(help="Generic path: the covariate that groups Table 1 and the Kaplan-Meier "
@@ -33,7 +34,7 @@ def describe(
     from cartrisk.data.datasets import load_dataset
     from cartrisk.data.dictionary import declared_columns
     from cartrisk.paths import check_output_folder
-    from cartrisk.workflows.describe import describe_generic, describe_registry, write_describe
+    from cartrisk.workflows.describe import describe_generic, describe_registry, hazard_ratio_table, write_describe
 
     check_output_folder(out, where="--out")
     data_cfg = load_experiment(experiment).data if experiment is not None else DataConfig()
@@ -52,8 +53,9 @@ def describe(
     written = write_describe(result, out)  # everything is computed before the first file is written
     console.print(result.answer, highlight=False)
     print_frame(result.km.drop(columns=["group_code"]), title="Kaplan-Meier OS-2 (months)")
-    shown = ["term", "reference", "n", "events", "hr", "hr_lower", "hr_upper", "p_value", "ph_p_value",
-             "published_hr", "published_source"]
-    print_frame(result.multivariable[shown].astype(object).where(result.multivariable[shown].notna(), ""),
-                title="Multivariable Cox model (complete cases)")
+    table = hazard_ratio_table(result.multivariable)
+    fitted = result.multivariable.dropna(subset=["hr"])
+    cases = f"{int(fitted['n'].iloc[0])} complete cases, {int(fitted['events'].iloc[0])} deaths" if len(fitted) else \
+        "no term could be fitted"
+    print_frame(table.astype(object).where(table.notna(), ""), title=f"Multivariable Cox model ({cases})")
     console.print(f"wrote {len(written)} files to {out}")

@@ -21,7 +21,7 @@ __all__ = ["DERIVED_INPUTS", "PCPI_COLUMNS", "DESIGN_META_COLUMNS", "derive_feat
            "describe_design", "generic_design", "pcpi_points"]
 
 #: Columns of the term table that :func:`describe_design` and :func:`generic_design` return beside the design.
-DESIGN_META_COLUMNS = ("term", "variable", "level", "reference", "published")
+DESIGN_META_COLUMNS = ("term", "variable", "level", "reference", "label", "published")
 
 #: The columns the PC-PI reads.
 PCPI_COLUMNS = ("ecog_failure", "hemoglobin_failure", "ldh_failure", "ldh_uln", "extranodal_failure", "days_to_failure")
@@ -143,8 +143,10 @@ def pcpi_points(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(items, index=frame.index)
 
 
-def _reference_coded(values: pd.Series, name: str, reference: str | None) -> tuple[pd.DataFrame, list[tuple]]:
-    """One 0/1 column per level but the reference (NaN where the value is missing), and their term rows."""
+def _reference_coded(values: pd.Series, name: str, reference: str | None, label: str | None = None
+                     ) -> tuple[pd.DataFrame, list[tuple]]:
+    """One 0/1 column per level but the reference (NaN where the value is missing), and their term rows
+    (labelled "<label>: <level> vs <reference>")."""
     text = values.astype(object).where(values.isna(), values.astype(str))
     counts = text.dropna().value_counts()
     if reference is None or reference not in counts.index:
@@ -153,7 +155,8 @@ def _reference_coded(values: pd.Series, name: str, reference: str | None) -> tup
     levels.sort(key=lambda lev: (-counts[lev], lev))
     design = pd.DataFrame({f"{name}_{lev}": (text == lev).astype(float).where(text.notna()) for lev in levels},
                           index=values.index)
-    return design, [(f"{name}_{lev}", name, lev, reference) for lev in levels]
+    return design, [(f"{name}_{lev}", name, lev, reference, f"{label or name}: {lev} vs {reference}")
+                    for lev in levels]
 
 
 def describe_design(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -167,6 +170,7 @@ def describe_design(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         but its reference. Terms whose inputs the frame lacks are left out.
     terms : DataFrame
         ``term`` (the design column), ``variable`` (the term's name), ``level`` and ``reference`` (categories),
+        ``label`` (how a reader names the term: the literature file's label, with "level vs reference"),
         ``published`` (the literature factors to print beside it, ``;``-separated).
     """
     derived = derive_features(frame)
@@ -175,12 +179,12 @@ def describe_design(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows: list[tuple] = []
     for term in describe_terms():
         published = "; ".join(term.get("published", []))
-        name = term["name"]
+        name, label = term["name"], term.get("label", term["name"])
         if "coding" in term:
             if term["coding"] not in derived or derived[term["coding"]].isna().all():
                 continue
             columns[name] = derived[term["coding"]].astype(float)
-            rows.append((name, name, "", "", published))
+            rows.append((name, name, "", "", label, published))
             continue
         if term["column"] not in frame:
             continue
@@ -188,12 +192,12 @@ def describe_design(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         if "log2_uln" in term:
             x = values.astype(float)
             columns[name] = np.log2(np.maximum(x, term["floor"]) / ranges[term["log2_uln"]])
-            rows.append((name, name, "", "", published))
+            rows.append((name, name, "", "", label, published))
         elif "levels" in term:
             columns[name] = values.isin(term["levels"]).astype(float).where(values.notna())
-            rows.append((name, name, "", "", published))
+            rows.append((name, name, "", "", label, published))
         else:
-            coded, found = _reference_coded(values, name, term.get("reference"))
+            coded, found = _reference_coded(values, name, term.get("reference"), label)
             columns.update(coded.to_dict(orient="series"))
             rows += [(*r, published) for r in found]
     return pd.DataFrame(columns, index=frame.index), pd.DataFrame(rows, columns=list(DESIGN_META_COLUMNS))
@@ -208,7 +212,7 @@ def generic_design(X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         values = X[name]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
             columns[str(name)] = values.astype(float)
-            rows.append((str(name), str(name), "", "", ""))
+            rows.append((str(name), str(name), "", "", str(name), ""))
         else:
             coded, found = _reference_coded(values, str(name), None)
             columns.update(coded.to_dict(orient="series"))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from cartrisk.units import estimate_text, interval_text, p_text
+from cartrisk.units import estimate_text, interval_text, is_p_column, p_text
 
 __all__ = ["IDENTIFIER_COLUMNS", "header_text", "is_p_column", "table_html"]
 
@@ -34,15 +34,9 @@ _BRACKETED = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*\[\s*(-?\d+(?:\.\d+)?)\s*,\s*(
 #: The report's column (px) and a rough width of a character of a 13 px table: a table estimated wider than the
 #: column is set in a smaller type at fixed column widths, so that nothing scrolls sideways.
 _COLUMN_PX, _CHAR_PX, _CELL_PAD_PX = 1040, 7.2, 20
-_P = re.compile(r"(^|[_\s])p([_ -]?value)?$|^pvalue$", re.IGNORECASE)
 
 #: A label entry: (header, kind) where kind is a number of decimals, "int", "pct", "p", "text" or None (auto).
 Label = tuple[str, object]
-
-
-def is_p_column(code: str) -> bool:
-    """Whether a column holds p-values (``p``, ``p_value``, ``logrank_p``, ``*_p``)."""
-    return bool(_P.search(code))
 
 
 def header_text(code: str, labels: Mapping[str, Label]) -> str:

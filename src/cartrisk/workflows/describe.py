@@ -33,7 +33,7 @@ from cartrisk.plotting import GROUP_COLOURS, forest_figure, new_figure, save_fig
 from cartrisk.units import days_to_months, interval_text, months_to_days, p_text
 from cartrisk.workflows.sections import write_section
 
-__all__ = ["DescribeResult", "describe_generic", "describe_registry", "write_describe"]
+__all__ = ["DescribeResult", "describe_generic", "describe_registry", "hazard_ratio_table", "write_describe"]
 
 _KM_HORIZONS_MONTHS = (6.0, 12.0)
 _PUBLISHED = ("published_factor", "published_hr", "published_lower", "published_upper", "published_analysis",
@@ -121,8 +121,8 @@ def _cox_table(design: pd.DataFrame, terms: pd.DataFrame, event, time, strata, a
                                        "ph_df": int(glob["ph_df"]), "ph_p_value": glob["ph_p_value"]}])
     out = pd.DataFrame(rows).merge(terms, on="term", how="left")
     out = pd.concat([out, _published(out, analysis)], axis=1)
-    columns = ["term", "variable", "level", "reference", "n", "events", "hr", "hr_lower", "hr_upper", "p_value",
-               "coef", "se", "ph_chi2", "ph_p_value", *_PUBLISHED, "note"]
+    columns = ["term", "variable", "level", "reference", "label", "n", "events", "hr", "hr_lower", "hr_upper",
+               "p_value", "coef", "se", "ph_chi2", "ph_p_value", *_PUBLISHED, "note"]
     return out.reindex(columns=columns), ph_global
 
 
@@ -175,7 +175,8 @@ def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_
         top = fitted[fitted["term"] == lead] if lead is not None and (fitted["term"] == lead).any() else \
             fitted.loc[[fitted["p_value"].idxmin()]]
         r = top.iloc[0]
-        text = (f"in the multivariable Cox model ({int(r.n)} complete cases, {int(r.events)} deaths) {r.term} had HR "
+        text = (f"in the multivariable Cox model ({int(r.n)} complete cases, {int(r.events)} deaths) "
+                f"{_reads(r.label)} had HR "
                 f"{r.hr:.2f} (95% CI {interval_text(r.hr_lower, r.hr_upper, two)}, {p_text(r.p_value, prose=True)})")
         if np.isfinite(r.published_hr):
             text += (f", published {r.published_hr:.2f} ({interval_text(r.published_lower, r.published_upper, two)}, "
@@ -222,7 +223,8 @@ def describe_registry(typed: pd.DataFrame, *, declared: Mapping[str, Column] | N
     if adjust is not None:
         design = pd.concat([design, adjust], axis=1)
         terms = pd.concat([terms, pd.DataFrame({"term": adjust.columns, "variable": adjust.columns, "level": "",
-                                                "reference": "", "published": ""})], ignore_index=True)
+                                                "reference": "", "label": adjust.columns, "published": ""})],
+                          ignore_index=True)
     medians = {g: literature.target("median_os2_months", g) for g in ("all", *labels)}
     return _describe(typed, typed["os2_event"], typed["os2_days"], groups, design, terms, defined=declared,
                      strata=None if strata is None else typed[strata].astype(str), group_name="failure window",
@@ -249,10 +251,26 @@ def describe_generic(X: pd.DataFrame, y: np.ndarray, *, by: str | None = None, s
                      table_columns=list(X.columns), outcome="survival")
 
 
+def _reads(label: str) -> str:
+    """A term's label inside a sentence: lower-case first unless it starts with an acronym (LDH, ECOG, CR)."""
+    first = label.split(" ")[0]
+    return label if first[1:2].isupper() or not first[:1].isupper() else label[0].lower() + label[1:]
+
+
+def hazard_ratio_table(multi: pd.DataFrame) -> pd.DataFrame:
+    """The compact table of the multivariable Cox model: one row per fitted term, named for a reader, with its
+    HR, 95% CI and p-value beside the published HR and its source."""
+    rows = multi.dropna(subset=["hr"])
+    return pd.DataFrame({"factor": rows["label"], "hr": rows["hr"], "hr_lower": rows["hr_lower"],
+                         "hr_upper": rows["hr_upper"], "p_value": rows["p_value"],
+                         "published_hr": rows["published_hr"], "published_lower": rows["published_lower"],
+                         "published_upper": rows["published_upper"],
+                         "published_source": rows["published_source"]}).reset_index(drop=True)
+
+
 def _forest(multi: pd.DataFrame):
     rows = multi.dropna(subset=["hr"])
-    labels = [t if not lev or pd.isna(lev) else f"{v}: {lev} vs {ref}"
-              for t, v, lev, ref in zip(rows["term"], rows["variable"], rows["level"], rows["reference"], strict=True)]
+    labels = rows["label"].tolist()
     published = rows["published_hr"]
     return forest_figure(labels, rows["hr"], rows["hr_lower"], rows["hr_upper"], reference=1.0, log_scale=True,
                          xlabel="hazard ratio of death (OS-2), log scale; this cohort with its 95% CI",
@@ -284,7 +302,7 @@ def write_describe(result: DescribeResult, out_dir: str | Path) -> list[Path]:
     written = []
     tables = {"table1.csv": result.table1, "km_by_group.csv": result.km, "logrank.csv": result.logrank,
               "cox_univariable.csv": result.univariable, "cox_multivariable.csv": result.multivariable,
-              "ph_global.csv": result.ph_global}
+              "cox_hazard_ratios.csv": hazard_ratio_table(result.multivariable), "ph_global.csv": result.ph_global}
     for name, table in tables.items():
         with atomic_path(out / name) as tmp:
             table.to_csv(tmp, index=False)
@@ -294,5 +312,5 @@ def write_describe(result: DescribeResult, out_dir: str | Path) -> list[Path]:
         written.append(save_figure(_forest(result.multivariable), out / "cox_forest.png"))
     written.append(write_section(out, answer=result.answer, figure="km_by_group.png",
                                  alt=f"Kaplan-Meier curves of OS-2 by {result.group_name} with 95% bands and numbers "
-                                     "at risk; log-rank test in the title.", table="cox_multivariable.csv"))
+                                     "at risk; log-rank test in the title.", table="cox_hazard_ratios.csv"))
     return written

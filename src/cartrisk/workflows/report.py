@@ -130,7 +130,8 @@ LABELS: dict[str, tuple[str, object]] = {
     "mean_abs_shap": ("mean |SHAP|", None), "relative_importance": ("share of the largest", "pct"),
     "spearman": ("Spearman's rho", 2), "agreement": ("agreement (rho)", 2),
     "model_direction": ("model direction", "text"), "published_direction": ("published direction", "text"),
-    "factor": ("factor", "text"), "column": ("column", "text"), "predictor": ("predictor", "text"),
+    "factor": ("factor", "text"), "published_hr": ("published HR", 2), "published_source": ("source", "text"),
+    "column": ("column", "text"), "predictor": ("predictor", "text"),
     "coding": ("coding", "text"),
     "sources": ("sources", "int"), "status": ("literature", "text"),
     # tables of the cohort, models and groups
