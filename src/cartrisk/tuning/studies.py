@@ -196,15 +196,22 @@ def _creation_lock(url: str) -> Iterator[None]:
 
     engine = sqlalchemy.create_engine(_driver_url(url), poolclass=sqlalchemy.pool.NullPool)
     try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_CREATION_KEY})")
-            try:
-                yield
-            finally:
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_CREATION_KEY})")
-                conn.commit()
+        with _advisory_lock(engine, _CREATION_KEY):
+            yield
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine, key: int) -> Iterator[None]:
+    """A PostgreSQL session-level advisory lock: released by the server if this process dies while holding it."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+            conn.commit()
 
 
 def storage_engine(storage: optuna.storages.BaseStorage):
@@ -238,13 +245,8 @@ class StudyLock:
                 import sqlalchemy
 
                 engine = sqlalchemy.create_engine(_driver_url(url))
-            with engine.connect() as conn:  # a session lock: released by the server if this process dies
-                conn.exec_driver_sql(f"SELECT pg_advisory_lock({self.key})")
-                try:
-                    yield
-                finally:
-                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.key})")
-                    conn.commit()
+            with _advisory_lock(engine, self.key):
+                yield
         else:  # in memory, or a database without a lock cartrisk knows: one process only
             yield
 
