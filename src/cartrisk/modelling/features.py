@@ -25,6 +25,7 @@ are not a registry extract), any column of the data. Anything else is a
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -72,11 +73,15 @@ _REPLACED = {"days_to_failure": ("log2_days_to_failure", "failure_window"),
              "ldh_uln": ()}
 
 
+@functools.cache
+def _coding_columns() -> dict[str, str]:
+    """Literature coding -> the column it codes (read once: the literature file does not change in a process)."""
+    return {k["name"]: k["column"] for k in feature_codings()}
+
+
 def _inputs(name: str) -> tuple[str, ...]:
     """The data columns a feature (raw, derived or literature coding) is computed from; the first names it."""
-    code = next((k for k in feature_codings() if k["name"] == name), None)
-    if code is not None:
-        name = code["column"]
+    name = _coding_columns().get(name, name)
     return _DERIVED_SOURCES.get(name, (name,))
 
 
