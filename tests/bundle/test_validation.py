@@ -198,3 +198,14 @@ def test_an_updated_xgboost_bundle_keeps_its_booster_in_json(tmp_path):
         warnings.simplefilter("ignore")  # a fresh cohort has a few values outside the training ranges
         a, b = parent.score(fresh), child.score(fresh)
     assert np.corrcoef(a["risk_score"], b["risk_score"])[0, 1] == pytest.approx(1.0)
+    # explained through the recalibration: contributions on the updated score, additive to it
+    from cartrisk.explain import explain
+
+    typed_fresh = child.validate(fresh.drop(columns=["os2_days", "os2_event"])).raise_if_invalid()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shown = child.score(fresh, explain=3)
+    assert {"top1_column", "top1_contribution", "top3_contribution"} <= set(shown.columns)
+    values = explain(child.pipeline, typed_fresh, output="risk", aggregate="column")
+    np.testing.assert_allclose(values.values.to_numpy().sum(axis=1) + values.base_value,
+                               child.pipeline.predict(typed_fresh), rtol=0, atol=1e-6)
