@@ -146,6 +146,11 @@ def test_generic_evaluate_run_exports_scores_and_validates(gbsg_runs, tmp_path):
     bundle = load_bundle(models / "gbsg")
     assert bundle.schema["cohort"] == "generic" and bundle.schema["outcome"]["event"] == "cens"
     assert "out-of-fold" in bundle.risk_groups["origin"]
+    card = (models / "gbsg" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    opening = card.split("## Predictors")[0]  # summary, intended use, outcome: about this cohort, not OS-2
+    assert "event of column `cens` (time column `time`) in a generic cohort" in opening
+    assert "CAR T" not in opening and "OS-2" not in opening and "lymphoma" not in opening
+    assert "## Comparison with the D0-30 rule" not in card and "predicted / observed (KM) survival" in card
     X, y = load_gbsg2()
     frame = X.assign(time=y["time"], cens=y["cens"].astype(int))
     frame.to_csv(tmp_path / "gbsg.csv", index=False)

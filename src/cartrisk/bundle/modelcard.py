@@ -107,7 +107,19 @@ def _metric(rows: Sequence[Mapping[str, Any]], metric: str, horizon: float | Non
     return "n/a"
 
 
-def _summary(info, perf) -> list[str]:
+def _generic(schema) -> dict[str, Any] | None:
+    """The outcome of a generic-cohort bundle (``[data.roles]``), or None for a registry bundle."""
+    return dict(schema["outcome"]) if schema.get("cohort") == "generic" else None
+
+
+def _endpoint(schema) -> str:
+    generic = _generic(schema)
+    if generic is None:
+        return "OS-2 (overall survival after large B-cell lymphoma fails anti-CD19 CAR T-cell therapy)"
+    return f"time to the event of column `{generic['event']}` (time column `{generic['time']}`) in a generic cohort"
+
+
+def _summary(info, perf, schema) -> list[str]:
     t, meta, m = info["training"], info["metadata"], info["model"]
     sim = " **The training data are simulated**: this model demonstrates the software and must not guide care." \
         if meta.get("simulated") else ""
@@ -115,15 +127,27 @@ def _summary(info, perf) -> list[str]:
     return [f"# Model card: {info['name']}", "",
             "## Summary", "",
             f"Development and {'internal' if not _evaluations(perf) else 'internal and independent'} validation "
-            f"of a `{m['family']}` survival model of OS-2 (overall survival "
-            "after large B-cell lymphoma fails anti-CD19 CAR T-cell therapy), trained on "
-            f"{t['n']:,} patients with {t['events']:,} deaths; cross-validated Harrell's C {c}. It gives a risk "
+            f"of a `{m['family']}` survival model of {_endpoint(schema)}, trained on "
+            f"{t['n']:,} patients with {t['events']:,} {'events' if _generic(schema) else 'deaths'}; "
+            f"cross-validated Harrell's C {c}. It gives a risk "
             f"score, survival at {', '.join(f'{h:g}' for h in info['horizons_months'])} months and a risk group."
             + sim, "", f"Exported {info['created_utc']} with cartrisk {info['versions'].get('cartrisk', '?')}."
             + (f" {meta['description']}" if meta.get("description") else ""), ""]
 
 
 def _intended_use(info, schema) -> list[str]:
+    if _generic(schema) is not None:
+        return ["## Intended use", "",
+                "- Population: patients like the training cohort, which cartrisk read as a generic cohort (its "
+                "columns named in the experiment's `[data.roles]`); cartrisk knows nothing of its eligibility, "
+                "and the person who trained the model must state it.",
+                "- Purpose and users: as stated by that person; the output supports, never replaces, judgement.", "",
+                "Out of scope:", "",
+                "- any population, time origin or outcome definition other than the training cohort's;",
+                "- survival beyond the training follow-up "
+                f"({_f(info['training'].get('max_followup_months'), '{:.0f}')} months), and patients whose "
+                "predictors lie outside the training ranges (scoring warns);",
+                "- any clinical use while the model has been validated only internally.", ""]
     ages = next((c for c in schema["columns"] if c["name"] == "age_years"), None)
     age = f" aged {_f(ages.get('train_min'), '{:.0f}')}-{_f(ages.get('train_max'), '{:.0f}')} years" if ages else ""
     return ["## Intended use", "",
@@ -145,7 +169,15 @@ def _intended_use(info, schema) -> list[str]:
             "- any clinical use while the model has been validated only internally." , ""]
 
 
-def _outcome(info) -> list[str]:
+def _outcome(info, schema) -> list[str]:
+    generic = _generic(schema)
+    if generic is not None:
+        unit = float(generic.get("time_unit_days", 1.0))
+        return ["## Outcome and time origin", "",
+                f"Time column `{generic['time']}` (1 unit = {unit:g} day{'s' if unit != 1 else ''}), event column "
+                f"`{generic['event']}` (1 = event, 0 = censored); the time origin is the training cohort's own. "
+                "Horizons: " + ", ".join(f"{h:g}" for h in info["horizons_months"])
+                + " months (1 month = 30.4375 days).", ""]
     return ["## Outcome and time origin", "",
             "OS-2: time zero is the date of failure (progression or relapse) after CAR T-cell infusion; the event is "
             "death from any cause; patients alive are censored at last contact. Every predictor must be known at "
@@ -335,7 +367,7 @@ def _performance(info, perf) -> list[str]:
     return lines
 
 
-def _groups(groups) -> list[str]:
+def _groups(groups, schema) -> list[str]:
     if groups is None:
         return ["## Risk groups", "", "No risk groups in this bundle.", ""]
     hs = groups["horizons_months"]
@@ -346,12 +378,15 @@ def _groups(groups) -> list[str]:
     return ["## Risk groups", "",
             f"{groups['origin']}. Method `{groups['method']}`, cut-points on the {groups['scale']}: {cuts} "
             f"(labels low -> high risk: {', '.join(groups['labels'])}). On the training patients (apparent, "
-            "optimistic), predicted / observed (KM) OS-2:", "",
-            *_table(("group", "patients", "deaths", *(f"{h:g} months" for h in hs)), rows)]
+            f"optimistic), predicted / observed (KM) {'survival' if _generic(schema) else 'OS-2'}:", "",
+            *_table(("group", "patients", "events" if _generic(schema) else "deaths",
+                     *(f"{h:g} months" for h in hs)), rows)]
 
 
-def _comparison(info, perf) -> list[str]:
+def _comparison(info, perf, schema) -> list[str]:
     comp, hs = perf.get("comparison"), info["horizons_months"]
+    if comp is None and _generic(schema) is not None:
+        return []  # a generic cohort has no failure date, so no D0-30 rule to compare with
     lines = ["## Comparison with the D0-30 rule", ""]
     if comp is None:
         return lines + ["Not provided at export (run `cartrisk evaluate`, which cross-validates the rules on the "
@@ -463,10 +498,10 @@ def render(info: Mapping[str, Any], schema: Mapping[str, Any], groups: Mapping[s
            performance: Mapping[str, Any]) -> str:
     """The model card as Markdown, from the contents of ``bundle.json``, ``schema.json``, ``risk_groups.json``
     (or None) and ``performance.json``."""
-    lines = [*_summary(info, performance), *_intended_use(info, schema), *_outcome(info),
+    lines = [*_summary(info, performance, schema), *_intended_use(info, schema), *_outcome(info, schema),
              *_predictors(info, schema), *_cohort(info), *_sample_size(info, performance), *_model(info),
              *_validation(performance), *_lineage(info), *_performance(info, performance),
-             *_subgroups(performance), *_groups(groups), *_comparison(info, performance),
+             *_subgroups(performance), *_groups(groups, schema), *_comparison(info, performance, schema),
              *_concordance(performance), *_scoring(info), *_limits(info, performance, groups),
              *_reproducibility(info), *_tripod(info, performance)]
     return "\n".join(lines).rstrip() + "\n"
