@@ -17,7 +17,8 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["Distinct", "auc_at", "brier_at", "concordance", "rcs_basis", "rcs_knots"]
+__all__ = ["Distinct", "auc_at", "brier_at", "censored_at", "concordance", "percentile_interval", "rcs_basis",
+           "rcs_knots"]
 
 
 @dataclass(frozen=True)
@@ -183,3 +184,21 @@ def rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
                     + np.clip(x - knots[-1], 0, None) ** 3 * (knots[-2] - knots[j]) / (knots[-1] - knots[-2]))
             cols.append(term / norm)
     return np.column_stack(cols)
+
+
+def censored_at(time: np.ndarray, event: np.ndarray, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, t, e)``: the time order, and the times and events of that order administratively censored at
+    ``horizon`` (the layout every function here expects)."""
+    order = np.argsort(time, kind="mergesort")
+    return order, np.minimum(time[order], horizon), (event & (time <= horizon))[order]
+
+
+def percentile_interval(reps: np.ndarray, conf_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval of each column of ``reps`` (resamples x statistics), leaving out the
+    resamples that gave no value (NaN); NaN where a column has no value at all, or there are no resamples."""
+    alpha = (1.0 - conf_level) / 2.0
+    bounds = np.full((2, reps.shape[1]), np.nan)
+    known = np.isfinite(reps).any(axis=0) if reps.shape[0] else np.zeros(reps.shape[1], dtype=bool)
+    if known.any():
+        bounds[:, known] = np.nanquantile(reps[:, known], [alpha, 1.0 - alpha], axis=0)
+    return bounds[0], bounds[1]

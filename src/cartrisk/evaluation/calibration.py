@@ -33,6 +33,7 @@ __all__ = [
     "DCalibration",
     "HorizonCalibration",
     "calibration_at_horizon",
+    "calibration_slope",
     "check_horizons",
     "cloglog",
     "d_calibration",
@@ -52,6 +53,18 @@ def cloglog(surv) -> np.ndarray:
     """``log(-log S)`` of survival probabilities clipped to [1e-10, 1 - 1e-10]: the scale on which a Cox model's
     predictions are linear (its linear predictor plus a constant), where calibration slopes and curves are fitted."""
     return np.log(-np.log(np.clip(np.asarray(surv, dtype=float), _EPS, 1.0 - _EPS)))
+
+
+def calibration_slope(time: np.ndarray, event: np.ndarray, pred_risk: np.ndarray) -> tuple[float, float]:
+    """The calibration slope of predicted risks of death by a horizon, and its standard error: the coefficient of
+    a Cox regression of the outcome (censored at the horizon) on ``cloglog(1 - pred_risk)``. NaN when the
+    predictions do not vary or the fit is degenerate; never raises (for loops over resamples and clusters)."""
+    cll = cloglog(1.0 - np.asarray(pred_risk, dtype=float))
+    if not np.ptp(cll) > 0:
+        return np.nan, np.nan
+    with np.errstate(all="ignore"):
+        fit = fit_cox(cll, event, time)
+        return float(fit.coef[0]), float(fit.se[0])
 
 
 def _describe_horizon(horizon_days: float) -> str:

@@ -21,11 +21,9 @@ from sklearn.utils import _safe_indexing
 from sksurv.util import check_y_survival
 
 from cartrisk.evaluation import _fastsurv as fs
-from cartrisk.evaluation.calibration import cloglog
-from cartrisk.evaluation.coxreg import fit_cox
+from cartrisk.evaluation.calibration import calibration_slope
 from cartrisk.evaluation.crossval import seed_estimator
 from cartrisk.evaluation.meta import random_effects
-from cartrisk.evaluation.subgroups import core_metrics
 from cartrisk.exceptions import ConfigError
 from cartrisk.units import interval_text, months_to_days
 
@@ -150,11 +148,12 @@ class ClusterValidation:
 
 def _cluster_row(name, y_test, risk, pred_risk, h, n_boot, rng) -> dict:
     event, time = check_y_survival(y_test)
-    order = np.argsort(time, kind="mergesort")
-    t, e = np.minimum(time[order], h), (event & (time <= h))[order]
+    order, t, e = fs.censored_at(time, event, h)
     r, F = risk[order], pred_risk[order]
-    c, oe, slope = core_metrics(t, e, r, F, h)
     deaths = int(e.sum())
+    c, oe = (fs.concordance(t, e, r), (1.0 - fs.Distinct.of(t, e).survival_at(h)) / F.mean()) if deaths \
+        else (np.nan, np.nan)
+    slope, se_slope = calibration_slope(t, e, F) if deaths else (np.nan, np.nan)  # one fit: slope and its SE
     logit_c = []
     for _ in range(n_boot if deaths else 0):
         idx = np.sort(rng.integers(0, t.size, t.size))
@@ -163,11 +162,6 @@ def _cluster_row(name, y_test, risk, pred_risk, h, n_boot, rng) -> dict:
             logit_c.append(np.log(cb / (1 - cb)))
     se_c = float(np.std(logit_c, ddof=1)) if len(logit_c) > 1 else np.nan
     se_oe = 1.0 / np.sqrt(deaths) if deaths else np.nan
-    se_slope = np.nan
-    if deaths:
-        cll = cloglog(1.0 - F)
-        with np.errstate(all="ignore"):
-            se_slope = float(fit_cox(cll, e, t).se[0]) if np.ptp(cll) > 0 else np.nan
     lc = np.log(c / (1 - c)) if 0 < c < 1 else np.nan
     expit = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
     return {"cluster": name, "n": int(t.size), "events": deaths,

@@ -37,7 +37,7 @@ import pandas as pd
 from sksurv.util import check_y_survival
 
 from cartrisk.evaluation import _fastsurv as fs
-from cartrisk.evaluation.calibration import cloglog, group_table
+from cartrisk.evaluation.calibration import calibration_slope, cloglog, group_table
 from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import days_to_months
@@ -111,9 +111,9 @@ def _statistics(t, e, r, F, h: float, thresholds, grid_risk) -> tuple[np.ndarray
     surv_h = d.survival_at(h)
     g = d.censoring_left(t)
     uno_w = np.where(e, 1.0 / np.maximum(g, _EPS) ** 2, 0.0)
+    slope = calibration_slope(t, e, F)[0]
     cll = cloglog(1.0 - F)
     with np.errstate(all="ignore"):
-        slope = fit_cox(cll, e, t).coef[0] if np.ptp(cll) > 0 else np.nan
         knots = fs.rcs_knots(cll)
         basis = fs.rcs_basis(cll, knots)
         cal = fit_cox(basis, e, t)
@@ -148,8 +148,7 @@ def _prepare(y, risk_score, pred_risk, horizon_days: float):
     if h > time.max():
         raise ValueError(f"horizon {days_to_months(h):g} months ({h:.0f} days) is beyond the follow-up of the "
                          f"validation cohort (last observed time {time.max():.0f} days); use an earlier horizon")
-    order = np.argsort(time, kind="mergesort")
-    t, e = np.minimum(time[order], h), (event & (time <= h))[order]
+    order, t, e = fs.censored_at(time, event, h)
     if not e.any():
         raise ValueError(f"no deaths by the horizon {days_to_months(h):g} months in the validation cohort; use a "
                          "later horizon")
@@ -216,17 +215,12 @@ def external_validation(y, risk_score, pred_risk, horizon_days: float, *, thresh
     for b in range(n_boot):
         idx = np.sort(rng.integers(0, n, n))
         reps[b], curves[b] = _statistics(t[idx], e[idx], r[idx], F[idx], h, thresholds, grid)
-    alpha = (1.0 - conf_level) / 2.0
     failed = ~np.isfinite(reps)
     if n_boot and failed.any():
         warnings.warn(f"{int(failed.any(axis=1).sum())} of {n_boot} bootstrap resamples gave no value for some "
                       "metric and were left out of its interval", StatisticalWarning, stacklevel=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives a NaN interval
-        lower, upper = (np.nanquantile(reps, [alpha, 1 - alpha], axis=0) if n_boot
-                        else np.full((2, estimate.shape[0]), np.nan))
-        band = (np.nanquantile(curves, [alpha, 1 - alpha], axis=0) if n_boot
-                else np.full((2, grid.shape[0]), np.nan))
+    lower, upper = fs.percentile_interval(reps, conf_level)
+    band = fs.percentile_interval(curves, conf_level)
     metrics = pd.DataFrame({"metric": _names(thresholds), "estimate": estimate, "lower": lower, "upper": upper})
     return ExternalValidation(
         metrics=metrics,

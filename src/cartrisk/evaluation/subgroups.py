@@ -7,7 +7,6 @@ CAR T-cell product, histology and failure window (D0-30 / D31-90 / >D90); any ot
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,8 +16,7 @@ from sksurv.util import check_y_survival
 from cartrisk.data.derive import derive_features
 from cartrisk.data.literature import feature_codings
 from cartrisk.evaluation import _fastsurv as fs
-from cartrisk.evaluation.calibration import cloglog
-from cartrisk.evaluation.coxreg import fit_cox
+from cartrisk.evaluation.calibration import calibration_slope
 
 __all__ = ["SUBGROUP_COLUMNS", "SUBGROUP_METRICS", "core_metrics", "subgroup_labels", "subgroup_performance"]
 
@@ -59,21 +57,10 @@ def core_metrics(t: np.ndarray, e: np.ndarray, r: np.ndarray, F: np.ndarray, h: 
     if not e.any():
         return np.nan, np.nan, np.nan
     d = fs.Distinct.of(t, e)
-    cll = cloglog(1.0 - F)
-    with np.errstate(all="ignore"):
-        slope = fit_cox(cll, e, t).coef[0] if np.ptp(cll) > 0 else np.nan
-    return fs.concordance(t, e, r), (1.0 - d.survival_at(h)) / F.mean(), float(slope)
+    return fs.concordance(t, e, r), (1.0 - d.survival_at(h)) / F.mean(), calibration_slope(t, e, F)[0]
 
 
-def _sorted_at(y, risk, pred_risk, horizon_days):
-    event, time = check_y_survival(y)
-    order = np.argsort(time, kind="mergesort")
-    h = float(horizon_days)
-    return (np.minimum(time[order], h), (event & (time <= h))[order], np.asarray(risk, float)[order],
-            np.asarray(pred_risk, float)[order], order)
-
-
-def _with_intervals(t, e, r, F, h, n_boot, rng, alpha):
+def _with_intervals(t, e, r, F, h, n_boot, rng, conf_level):
     est = np.array(core_metrics(t, e, r, F, h))
     if n_boot == 0 or e.sum() < MIN_EVENTS:
         return est, np.full(3, np.nan), np.full(3, np.nan)
@@ -82,10 +69,7 @@ def _with_intervals(t, e, r, F, h, n_boot, rng, alpha):
     for b in range(n_boot):
         idx = np.sort(rng.integers(0, n, n))
         reps[b] = core_metrics(t[idx], e[idx], r[idx], F[idx], h)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanquantile(reps, [alpha, 1 - alpha], axis=0)
-    return est, lo, hi
+    return (est, *fs.percentile_interval(reps, conf_level))
 
 
 def subgroup_performance(y, risk, pred_risk, horizon_days: float, groups: Mapping[str, Sequence],
@@ -113,12 +97,13 @@ def subgroup_performance(y, risk, pred_risk, horizon_days: float, groups: Mappin
         excludes the overall estimate); the overall rows have ``variable`` "all". Subgroups with fewer than
         :data:`MIN_EVENTS` deaths by the horizon get no interval and no flag.
     """
-    t, e, r, F, order = _sorted_at(y, risk, pred_risk, horizon_days)
+    event, time = check_y_survival(y)
     h = float(horizon_days)
+    order, t, e = fs.censored_at(time, event, h)
+    r, F = np.asarray(risk, float)[order], np.asarray(pred_risk, float)[order]
     rng = np.random.default_rng(random_state)
-    alpha = (1.0 - conf_level) / 2.0
     rows = []
-    est, lo, hi = _with_intervals(t, e, r, F, h, n_boot, rng, alpha)
+    est, lo, hi = _with_intervals(t, e, r, F, h, n_boot, rng, conf_level)
     overall = dict(zip(SUBGROUP_METRICS, est, strict=True))
     for k, m in enumerate(SUBGROUP_METRICS):
         rows.append({"variable": "all", "subgroup": "all", "n": int(t.size), "events": int(e.sum()), "metric": m,
@@ -127,7 +112,7 @@ def subgroup_performance(y, risk, pred_risk, horizon_days: float, groups: Mappin
         labels = pd.Series(np.asarray(labels, dtype=object)[order])
         for level in sorted(labels.dropna().astype(str).unique()):
             m_ = (labels.astype(str) == level).to_numpy() & labels.notna().to_numpy()
-            est, lo, hi = _with_intervals(t[m_], e[m_], r[m_], F[m_], h, n_boot, rng, alpha)
+            est, lo, hi = _with_intervals(t[m_], e[m_], r[m_], F[m_], h, n_boot, rng, conf_level)
             for k, m in enumerate(SUBGROUP_METRICS):
                 flag = bool(np.isfinite(lo[k]) and not lo[k] <= overall[m] <= hi[k])
                 rows.append({"variable": variable, "subgroup": level, "n": int(m_.sum()), "events": int(e[m_].sum()),
