@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cartrisk.data.schema import Problem, ValidationResult
+from cartrisk.data.schema import Problem, ValidationResult, blanks_as_missing, no_rows_problem
 from cartrisk.exceptions import BundleError
 
 __all__ = ["generic_outcome", "generic_schema", "validate_generic"]
@@ -70,14 +70,10 @@ def validate_generic(frame: pd.DataFrame, schema: Mapping[str, Any], *, source: 
 
     Problems name the file, row (1-based), column, value, rule and fix, as :func:`cartrisk.data.schema.validate`'s.
     """
-    raw = frame.reset_index(drop=True)
-    text = [c for c in raw.columns if raw[c].dtype == object or pd.api.types.is_string_dtype(raw[c])]
-    if text:
-        raw[text] = raw[text].replace(r"^\s*$", np.nan, regex=True)
+    raw = blanks_as_missing(frame)
     result = ValidationResult(frame=None)
     if raw.shape[0] == 0:
-        result.problems.append(Problem(source, None, None, None, "no patients: the file has no data rows",
-                                       "export at least one patient below the header line"))
+        result.problems.append(no_rows_problem(source))
         return result
     outcome = schema["outcome"]
     wanted = [c["name"] for c in schema["columns"]]

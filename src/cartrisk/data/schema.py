@@ -42,6 +42,8 @@ from cartrisk.exceptions import SchemaError
 
 __all__ = [
     "OUTCOME_COLUMNS",
+    "blanks_as_missing",
+    "no_rows_problem",
     "Problem",
     "ValidationResult",
     "frame_hash",
@@ -211,6 +213,25 @@ def _cross_problems(raw: pd.DataFrame, source: str, implied: Mapping[str, pd.Ser
 
 # --- the public entry points ------------------------------------------------------------------------------------
 
+def blanks_as_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with a fresh 0..n-1 index (rows are reported 1-based from it) and its blank text cells (empty or
+    whitespace) as missing values, whichever way the frame was made."""
+    raw = frame.reset_index(drop=True)
+    text_cols = [c for c, dtype in raw.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)
+                 and not pd.api.types.is_datetime64_any_dtype(dtype)]
+    if len(raw) <= SMALL_ROWS and raw.columns.is_unique:  # a few patients: read their cells once instead
+        text_cols = blank_columns(raw, text_cols)
+    if text_cols:
+        raw[text_cols] = raw[text_cols].replace(r"^\s*$", np.nan, regex=True)
+    return raw
+
+
+def no_rows_problem(source: str, what: str = "file") -> Problem:
+    """The problem of a file with a header and no patient."""
+    return Problem(source, None, None, None, f"no patients: the {what} has no data rows",
+                   "export at least one patient below the header line")
+
+
 def validate(frame: pd.DataFrame, *, source: str = "frame", require_outcome: bool = True,
              extra: Mapping[str, Column] | None = None) -> ValidationResult:
     """Check a cohort frame against the data dictionary and return it typed.
@@ -239,18 +260,11 @@ def validate(frame: pd.DataFrame, *, source: str = "frame", require_outcome: boo
     """
     extra = dict(extra or {})
     defined = {c.name: c for c in COLUMNS} | extra
-    raw = frame.reset_index(drop=True)
+    raw = blanks_as_missing(frame)
     small = len(raw) <= SMALL_ROWS and raw.columns.is_unique  # one patient, or a few: read their values directly
-    text_cols = [c for c, dtype in raw.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)
-                 and not pd.api.types.is_datetime64_any_dtype(dtype)]
-    if small:
-        text_cols = blank_columns(raw, text_cols)
-    if text_cols:  # blank cells are missing values, whichever way the frame was made
-        raw[text_cols] = raw[text_cols].replace(r"^\s*$", np.nan, regex=True)
     result = ValidationResult(frame=None)
     if raw.shape[0] == 0:
-        result.problems.append(Problem(source, None, None, None, "no patients: the extract has no data rows",
-                                       "export at least one patient below the header line"))
+        result.problems.append(no_rows_problem(source, "extract"))
         return result
     result.extra_columns = [c for c in raw.columns if c not in defined]
     if result.extra_columns:
