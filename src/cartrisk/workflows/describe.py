@@ -52,6 +52,8 @@ class DescribeResult:
         One sentence answering the section's question, with its key numbers.
     group_name : str
         What the groups are (``failure window``).
+    outcome : str
+        What the time runs to, in words (``OS-2`` on a registry, ``survival`` on the generic path).
     """
 
     table1: pd.DataFrame
@@ -62,7 +64,7 @@ class DescribeResult:
     ph_global: pd.DataFrame
     answer: str
     group_name: str
-    notes: list[str] = field(default_factory=list)
+    outcome: str = "OS-2"
     _curves: tuple | None = field(default=None, repr=False)
 
 
@@ -111,12 +113,13 @@ def _cox_table(design: pd.DataFrame, terms: pd.DataFrame, event, time, strata, a
         except ValueError as err:  # collinear or separated terms in this cohort: say so, fit the others
             rows += [{"term": c, **base, "note": str(err)} for c in cols]
             continue
-        table = fit.table().merge(ph_test(fit), on="term", how="left")
+        ph = ph_test(fit)  # Schoenfeld residuals once: per term and, last row, global
+        table = fit.table().merge(ph, on="term", how="left")
         for c in cols:
             row = table[table["term"] == c]
             rows.append({"term": c, **base, **(row.iloc[0].to_dict() if len(row) else {})})
         if analysis == "multivariable":
-            glob = ph_test(fit).iloc[-1]
+            glob = ph.iloc[-1]
             ph_global = pd.DataFrame([{"model": "multivariable", **base, "ph_chi2": glob["ph_chi2"],
                                        "ph_df": int(glob["ph_df"]), "ph_p_value": glob["ph_p_value"]}])
     out = pd.DataFrame(rows).merge(terms, on="term", how="left")
@@ -154,28 +157,32 @@ def _logrank(event, time, groups: pd.Series, first: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["comparison", "chi2", "df", "p_value"])
 
 
+def _median_text(row) -> str:
+    """A Kaplan-Meier median with its interval, "not reached" / "NR" where the curve stays above one half."""
+    if not np.isfinite(row.median_months):
+        return "not reached"
+    upper = f"{row.median_upper:.1f}" if np.isfinite(row.median_upper) else "NR"
+    return f"{row.median_months:.1f} months (95% CI {row.median_lower:.1f}-{upper})"
+
+
 def _answer(km: pd.DataFrame, logrank: pd.DataFrame, multi: pd.DataFrame, group_name: str, lead: str | None,
             outcome: str = "OS-2") -> str:
     parts = []
     two = "{:.2f}".format
     groups = km[km["group"] != "all"]
     if len(groups):
-        medians = "; ".join(f"{r.group} {r.median_months:.1f} months (95% CI {r.median_lower:.1f}-"
-                            f"{'NR' if not np.isfinite(r.median_upper) else f'{r.median_upper:.1f}'})"
-                            if np.isfinite(r.median_months) else f"{r.group} not reached"
-                            for r in groups.itertuples())
+        medians = "; ".join(f"{r.group} {_median_text(r)}" for r in groups.itertuples())
         tests = ", ".join(f"{r.comparison} {p_text(r.p_value, prose=True)}" for r in logrank.itertuples())
         parts.append(f"Median {outcome} by {group_name}: {medians} (log-rank {tests})")
     else:
-        row = km.iloc[0]
-        parts.append(f"Median {outcome} {row.median_months:.1f} months (95% CI {row.median_lower:.1f}-"
-                     f"{row.median_upper:.1f})")
+        parts.append(f"Median {outcome} {_median_text(next(km.itertuples()))}")
     fitted = multi.dropna(subset=["hr"])
     if len(fitted):
         top = fitted[fitted["term"] == lead] if lead is not None and (fitted["term"] == lead).any() else \
             fitted.loc[[fitted["p_value"].idxmin()]]
         r = top.iloc[0]
-        text = (f"in the multivariable Cox model ({int(r.n)} complete cases, {int(r.events)} deaths) "
+        deaths = "deaths" if outcome == "OS-2" else "events"
+        text = (f"in the multivariable Cox model ({int(r.n)} complete cases, {int(r.events)} {deaths}) "
                 f"{_reads(r.label)} had HR "
                 f"{r.hr:.2f} (95% CI {interval_text(r.hr_lower, r.hr_upper, two)}, {p_text(r.p_value, prose=True)})")
         if np.isfinite(r.published_hr):
@@ -194,10 +201,10 @@ def _describe(frame: pd.DataFrame, event, time, groups: pd.Series | None, design
     multi, ph_global = _cox_table(design, terms, event, time, strata, "multivariable")
     km = _km_table(event, time, cat, published_medians or {})
     first = str(cat.cat.categories[0]) if groups is not None and len(cat.cat.categories) else None
-    logrank = _logrank(event, time, cat, first) if groups is not None else _logrank(event, time, cat, None)
+    logrank = _logrank(event, time, cat, first)
     t1 = table_one(frame, groups, columns=table_columns, defined=defined)
     answer = _answer(km, logrank, multi, group_name, lead, outcome)
-    return DescribeResult(t1, km, logrank, uni, multi, ph_global, answer, group_name,
+    return DescribeResult(t1, km, logrank, uni, multi, ph_global, answer, group_name, outcome,
                           _curves=(time, event, cat))
 
 
@@ -268,12 +275,12 @@ def hazard_ratio_table(multi: pd.DataFrame) -> pd.DataFrame:
                          "published_source": rows["published_source"]}).reset_index(drop=True)
 
 
-def _forest(multi: pd.DataFrame):
+def _forest(multi: pd.DataFrame, outcome: str):
     rows = multi.dropna(subset=["hr"])
     labels = rows["label"].tolist()
     published = rows["published_hr"]
     return forest_figure(labels, rows["hr"], rows["hr_lower"], rows["hr_upper"], reference=1.0, log_scale=True,
-                         xlabel="hazard ratio of death (OS-2), log scale; this cohort with its 95% CI",
+                         xlabel=f"hazard ratio ({outcome}), log scale; this cohort with its 95% CI",
                          overlay={"published HR": published} if published.notna().any() else None,
                          colours=[GROUP_COLOURS[0]] * len(rows), title="Multivariable Cox model", width=7.5,
                          decimals=2)
@@ -285,7 +292,7 @@ def _km_figure(result: DescribeResult):
     fig = new_figure(7.0, 5.6)
     grid = fig.add_gridspec(2, 1, height_ratios=[4, 1.1])
     ax, table_ax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
-    title = f"OS-2 by {result.group_name}"
+    title = f"{result.outcome} by {result.group_name}"
     if len(result.logrank):
         title += "; log-rank " + ", ".join(f"{r.comparison} {p_text(r.p_value, prose=True)}"
                                            for r in result.logrank.itertuples())
@@ -309,8 +316,8 @@ def write_describe(result: DescribeResult, out_dir: str | Path) -> list[Path]:
         written.append(out / name)
     written.append(save_figure(_km_figure(result), out / "km_by_group.png"))
     if result.multivariable["hr"].notna().any():
-        written.append(save_figure(_forest(result.multivariable), out / "cox_forest.png"))
+        written.append(save_figure(_forest(result.multivariable, result.outcome), out / "cox_forest.png"))
     written.append(write_section(out, answer=result.answer, figure="km_by_group.png",
-                                 alt=f"Kaplan-Meier curves of OS-2 by {result.group_name} with 95% bands and numbers "
-                                     "at risk; log-rank test in the title.", table="cox_hazard_ratios.csv"))
+                                 alt=f"Kaplan-Meier curves of {result.outcome} by {result.group_name} with 95% bands "
+                                     "and numbers at risk; log-rank test in the title.", table="cox_hazard_ratios.csv"))
     return written
