@@ -107,3 +107,20 @@ def test_scoring_validates_the_declared_column_and_explains_it(exported):
         bundle.score(bad, source="new.csv")
     with pytest.raises(SchemaError, match=re.escape("column 'ldh_doubling_days': declared column missing")):
         bundle.score(new.drop(columns="ldh_doubling_days"), source="new.csv")
+
+
+def test_a_validation_cohort_types_the_declared_column_once(exported):
+    """External validation and updating read the cohort as scoring does: the declared column typed as declared,
+    its range checked, in one validation."""
+    from cartrisk.bundle.validation import validation_cohort
+
+    _, bundle, _ = exported
+    site = site_extract(200, 9)
+    typed, y = validation_cohort(bundle, site, source="site.csv")
+    assert pd.api.types.is_float_dtype(typed["ldh_doubling_days"]) and len(y) == 200
+    bad = site.copy()
+    bad.loc[5, "ldh_doubling_days"] = 5000
+    with pytest.raises(SchemaError, match=re.escape("site.csv, row 6, column 'ldh_doubling_days': value 5000.0")):
+        validation_cohort(bundle, bad, source="site.csv")
+    with pytest.raises(SchemaError, match="os2_event"):
+        validation_cohort(bundle, site.drop(columns=["os2_event"]), source="site.csv")

@@ -115,8 +115,10 @@ class Bundle:
     def input_columns(self) -> list[str]:
         return [c["name"] for c in self.schema["columns"]]
 
-    def validate(self, frame: pd.DataFrame, *, source: str = "frame") -> ValidationResult:
-        """Validate new patients against the data dictionary (outcome not needed) and the model's columns.
+    def validate(self, frame: pd.DataFrame, *, source: str = "frame", require_outcome: bool = False
+                 ) -> ValidationResult:
+        """Validate patients against the data dictionary (the outcome only when ``require_outcome``, as external
+        validation and updating need it) and the model's columns, declared covariates typed as declared.
 
         Returns :func:`cartrisk.data.schema.validate`'s result, with a problem for each column the model reads
         that the file lacks entirely (cells may be empty: the model imputes them; a missing column is
@@ -126,8 +128,9 @@ class Bundle:
         if self.schema.get("cohort") == "generic":
             from cartrisk.bundle._generic import validate_generic
 
-            return validate_generic(frame, self.schema, source=source)
-        result = validate(frame, source=source, require_outcome=False, extra=declared_from_schema(self.schema))
+            return validate_generic(frame, self.schema, source=source, require_outcome=require_outcome)
+        result = validate(frame, source=source, require_outcome=require_outcome,
+                          extra=declared_from_schema(self.schema))
         flagged = {p.column for p in result.problems if p.row is None}
         for name in self.input_columns:
             if name not in frame.columns and name not in flagged and not _derivable(name, frame):

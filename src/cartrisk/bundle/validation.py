@@ -17,7 +17,7 @@ import pandas as pd
 from sksurv.util import Surv
 
 from cartrisk.bundle.scoring import Bundle
-from cartrisk.data.schema import Problem, validate
+from cartrisk.data.schema import Problem
 from cartrisk.evaluation.external import ExternalValidation, external_validation
 from cartrisk.evaluation.subgroups import subgroup_labels, subgroup_performance
 from cartrisk.exceptions import SchemaError, StatisticalWarning
@@ -68,21 +68,12 @@ def validation_cohort(bundle: Bundle, frame: pd.DataFrame, *, source: str) -> tu
     SchemaError
         Every problem of the file (file, row, column, value, rule, fix), outcome columns included.
     """
+    typed = bundle.validate(frame, source=source, require_outcome=True).raise_if_invalid()
     if bundle.schema.get("cohort") == "generic":
-        from cartrisk.bundle._generic import validate_generic
-
-        typed = validate_generic(frame, bundle.schema, source=source, require_outcome=True).raise_if_invalid()
         outcome = bundle.schema["outcome"]
         time = typed[outcome["time"]].to_numpy(float) * float(outcome["time_unit_days"])
         event = typed[outcome["event"]].to_numpy().astype(bool)
     else:
-        checked = validate(frame, source=source, require_outcome=True)
-        scoring = bundle.validate(frame, source=source)
-        known = {(p.row, p.column) for p in checked.problems}
-        problems = checked.problems + [p for p in scoring.problems if (p.row, p.column) not in known]
-        if problems:
-            raise SchemaError(f"{source}: {len(problems)} problem{'s' * (len(problems) > 1)} found", problems)
-        typed = checked.raise_if_invalid()
         time, event = typed["os2_days"].to_numpy(float), typed["os2_event"].to_numpy().astype(bool)
     if not event.any():
         raise SchemaError(f"{source}: no deaths in the cohort: it cannot validate a survival model", [
