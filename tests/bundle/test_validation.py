@@ -81,6 +81,7 @@ def test_update_model_records_lineage_and_keeps_the_parent_schema(small_bundle, 
     lin = child.info["lineage"]
     assert lin["parent"]["fingerprint"] == parent.fingerprint and lin["method"] == "slope"
     assert lin["update_data_sha256"] and lin["tests"][0]["comparison"] == "refit vs original"
+    assert child.info["training"]["data_sha256"] == lin["update_data_sha256"]  # one hash of the update data
     assert child.schema == parent.schema
     card = (res.path / "MODEL_CARD.md").read_text()
     assert "## Updating" in card and parent.fingerprint in card and "| 12f | Model updating | Updating |" in card

@@ -137,6 +137,7 @@ def update_bundle(bundle: Bundle, frame: pd.DataFrame, *, method: str, name: str
     meta["description"] = f"Updated from bundle '{bundle.name}' on {source} (method: {chosen})."
     keep_schema = bundle.schema if chosen != "refit" else None
     path = export_bundle(pipeline, models_dir, name=name, X=X, y=y_fit, overwrite=overwrite, metadata=meta,
+                         data_sha256=lineage["update_data_sha256"],  # one hash of the update data, as in its lineage
                          horizons_months=bundle.horizons_months, cohort=cohort, lineage=lineage, schema=keep_schema,
                          evidence=Evidence(risk_groups=grouper, oof_risk=oof,
                                            oof_source="5-fold cross-validation of the refit on the update data"))

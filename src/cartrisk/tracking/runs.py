@@ -318,11 +318,12 @@ def export_from_tracking(*, name: str, models_dir: str | Path = "models", run_id
     extra = {} if horizons is None else {"horizons_months": horizons}
     evidence = Evidence(cv_result=_metrics(run), comparison=_rule_results(tracker, run),
                         **_evidence_extras(pipeline, dataset, cfg, holder or run))
+    extra["data_sha256"] = dataset.data_hash  # hashed when loaded, by export's convention: not hashed again
     if dataset.registry and dataset.frame is not None:
         extra["training_frame"] = dataset.frame
     else:
         roles = dataset.roles
-        extra.update(X=dataset.X, y=dataset.y, data_sha256=dataset.data_hash,
+        extra.update(X=dataset.X, y=dataset.y,
                      cohort={"time": roles.time, "event": roles.event, "time_unit_days": roles.time_unit_days,
                              "id": roles.id})
     path = export_bundle(pipeline, models_dir, name=name, evidence=evidence, metadata=meta, overwrite=overwrite,
