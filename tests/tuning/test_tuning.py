@@ -370,3 +370,30 @@ def test_cli_tune_and_studies(tmp_path):
     assert refused.exit_code == 2 and "run it with cartrisk evaluate" in refused.output
     missing = runner.invoke(app, ["studies", "--storage", f"sqlite:///{tmp_path}/none.db"])
     assert missing.exit_code == 2 and "no study storage" in missing.output
+
+
+@pytest.mark.parametrize("late", ["value", "user_attr"])
+def test_a_trial_failed_elsewhere_while_it_runs_is_replaced_not_fatal(tmp_path, late):
+    """Another process fails a running trial (its heartbeat went stale, or `tune --resume` found it RUNNING) while
+    its worker is still computing it: the worker drops that result and runs another trial instead of crashing."""
+    from cartrisk.tuning.studies import StudyJob, prepare_studies, run_trials
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    storage = open_storage(url)
+    prepare_studies(storage, ["s"], "maximize", resume=False, fingerprint="f", where=url)
+    calls = []
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        calls.append(trial.number)
+        if trial.number == 1:  # what prepare_studies(resume=True) does to a RUNNING trial, from another process
+            other = optuna.load_study(study_name="s", storage=open_storage(url))
+            other.tell(trial.number, state=TrialState.FAIL)
+            if late == "user_attr":
+                trial.set_user_attr("inner_cv", {"work_seconds": 0.0})
+        return x
+
+    done = run_trials(storage, StudyJob("s", objective, 4, 0, sampler="random"))
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials(deepcopy=False)
+    assert done == 4 and calls == [0, 1, 2, 3, 4]
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, *[TrialState.COMPLETE] * 3]

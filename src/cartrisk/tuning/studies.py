@@ -571,10 +571,12 @@ def _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start) ->
             with _heartbeat(storage, trial._trial_id):
                 value = job.objective(trial)
         except optuna.TrialPruned:
-            frozen = study.tell(trial, state=TrialState.PRUNED)
+            frozen = study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:  # failed elsewhere while it ran (its heartbeat went
+            continue                                         # stale, or --resume): replaced, its result dropped
         except TRIAL_ERRORS as err:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             failed += 1
             if failed > job.n_trials:
                 raise CartriskError(f"study {job.name}: {failed} trials failed, more than the {job.n_trials} "
@@ -587,7 +589,10 @@ def _run_trials(storage, job, lock, on_trial, on_stale, max_trials, on_start) ->
                 study.tell(trial, state=TrialState.FAIL)
             raise
         else:
-            frozen = study.tell(trial, value)
+            frozen = study.tell(trial, value, skip_if_finished=True)
+        if frozen.state == TrialState.FAIL:  # a value Optuna refuses (NaN), or the trial was failed elsewhere while
+            failed += 1                      # it ran (stale, or on --resume) and has been replaced: not counted
+            continue
         done += 1
         if on_trial is not None:
             on_trial(frozen)
