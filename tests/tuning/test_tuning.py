@@ -397,3 +397,18 @@ def test_a_trial_failed_elsewhere_while_it_runs_is_replaced_not_fatal(tmp_path, 
     trials = optuna.load_study(study_name="s", storage=storage).get_trials(deepcopy=False)
     assert done == 4 and calls == [0, 1, 2, 3, 4]
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, *[TrialState.COMPLETE] * 3]
+
+
+def test_studies_reads_a_journal_given_as_journal_slash_slash(tmp_path):
+    """`journal:PATH` and `journal://PATH` name the same file everywhere (one parser, tracking.store.journal_path)."""
+    from cartrisk.tuning.studies import prepare_studies, storage_exists
+
+    path = tmp_path / "s.log"
+    storage = open_storage(f"journal:{path}")
+    prepare_studies(storage, ["one"], "maximize", resume=False, fingerprint="f", where=str(path))
+    for url in (f"journal:{path}", f"journal://{path}"):
+        assert storage_exists(url)
+        result = CliRunner().invoke(app, ["studies", "--storage", url], terminal_width=200)
+        assert result.exit_code == 0 and "one" in result.output, result.output
+    result = CliRunner().invoke(app, ["studies", "--storage", f"journal://{tmp_path}/none.log"])
+    assert result.exit_code == 2 and "no study storage at journal://" in result.output

@@ -210,13 +210,11 @@ def studies(
 ) -> None:
     """List the studies in a storage with their best values and trial counts."""
     from cartrisk.tracking.store import check_storage_url
-    from cartrisk.tuning.studies import list_studies, open_storage
+    from cartrisk.tuning.studies import list_studies, open_storage, storage_exists
     from cartrisk.tuning.workers import release_connections
 
     check_storage_url(storage)
-    where = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else storage.removeprefix(
-        "journal:")
-    if (storage.startswith("sqlite:///") or storage.startswith("journal:")) and not Path(where).exists():
+    if not storage_exists(storage):
         raise ConfigError(f"no study storage at {storage}")
     store = open_storage(storage)
     rows = list_studies(store)

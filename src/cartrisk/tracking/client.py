@@ -30,7 +30,7 @@ from cartrisk.bundle.provenance import provenance
 from cartrisk.bundle.serialise import dump_pipeline
 from cartrisk.config import DEFAULT_TRACKING_URI
 from cartrisk.exceptions import ConfigError
-from cartrisk.tracking.store import create_experiment, open_client
+from cartrisk.tracking.store import create_experiment, open_client, sqlite_path
 
 __all__ = ["DEFAULT_TRACKING_URI", "Tracker", "flatten"]
 
@@ -51,9 +51,8 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _artifact_root(uri: str) -> Path | None:
     """For a SQLite store, the folder ``artifacts/`` beside the database file."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts"
+    database = sqlite_path(uri)
+    return None if database is None else database.resolve().parent / "artifacts"
 
 
 def _store_engine(client: MlflowClient):

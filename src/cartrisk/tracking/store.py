@@ -25,7 +25,7 @@ from cartrisk.exceptions import ConfigError
 from cartrisk.paths import file_lock, writable_folder
 
 __all__ = ["LOCK_TIMEOUT_SECONDS", "check_storage_url", "check_tracking_uri", "create_experiment", "creation_lock",
-           "open_client", "require_store", "sqlite_path"]
+           "journal_path", "open_client", "require_store", "sqlite_path", "storage_file"]
 
 #: How long a command waits for another one that is creating the same store.
 LOCK_TIMEOUT_SECONDS = 600
@@ -40,6 +40,19 @@ def sqlite_path(uri: str) -> Path | None:
         return None
     raw = uri.removeprefix("sqlite:///").split("?", 1)[0]
     return Path(raw) if raw else None
+
+
+def journal_path(url: str) -> Path | None:
+    """The file of a ``journal:PATH`` (or ``journal://PATH``) Optuna storage (None for any other URL)."""
+    if not url.startswith("journal:"):
+        return None
+    raw = url.removeprefix("journal:").removeprefix("//")
+    return Path(raw) if raw else None
+
+
+def storage_file(url: str) -> Path | None:
+    """The local file of a storage or tracking URL (SQLite database or journal), None where there is none."""
+    return sqlite_path(url) or journal_path(url)
 
 
 def _check_file_target(path: Path, where: str, what: str) -> None:
@@ -109,10 +122,10 @@ def check_storage_url(url: str, *, where: str = "--storage") -> None:
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"{where}: empty storage; give e.g. sqlite:///mlruns/optuna.db or journal:PATH")
     if url.startswith("journal:"):
-        path = url.removeprefix("journal:").removeprefix("//")
-        if not path:
+        path = journal_path(url)
+        if path is None:
             raise ConfigError(f"{where}: {url!r}: a journal storage needs a file path, as in journal:mlruns/study.log")
-        _check_file_target(Path(path), where, "journal")
+        _check_file_target(path, where, "journal")
         return
     if not _SCHEME.match(url):
         raise ConfigError(f"{where}: {url!r} is neither a database URL (sqlite:///mlruns/optuna.db) nor journal:PATH")

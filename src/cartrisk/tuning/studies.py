@@ -62,6 +62,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.paths import file_lock
+from cartrisk.tracking.store import journal_path, sqlite_path, storage_file
 from cartrisk.tuning.draws import ask
 from cartrisk.tuning.search import make_pruner, make_sampler
 
@@ -149,7 +150,9 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = HEARTBEAT_SECONDS)
         None turns stale-trial detection off.
     """
     if url.startswith("journal:"):
-        path = Path(url.removeprefix("journal:").removeprefix("//"))
+        path = journal_path(url)
+        if path is None:
+            raise ConfigError(f"storage {url!r}: a journal storage needs a file path, as in journal:mlruns/study.log")
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     if "://" not in url:
@@ -158,9 +161,10 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = HEARTBEAT_SECONDS)
 
     beats = {} if heartbeat_seconds is None else {"heartbeat_interval": int(heartbeat_seconds),
                                                   "grace_period": GRACE_HEARTBEATS * int(heartbeat_seconds)}
-    sqlite = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+    database = sqlite_path(url)
+    sqlite = database is not None
     if sqlite:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}
     else:
         engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
@@ -185,8 +189,9 @@ def _creation_lock(url: str) -> Iterator[None]:
     """One process at a time creates Optuna's tables (several workers may start together on a new database: without
     it, all but one fail with ``duplicate key ... pg_type_typname_nsp_index`` on PostgreSQL, ``table ... already
     exists`` on SQLite). PostgreSQL: an advisory lock; a SQLite file: an ``flock`` beside it."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        with file_lock(Path(url.removeprefix("sqlite:///") + ".cartrisk-create-lock")):
+    database = sqlite_path(url)
+    if database is not None:
+        with file_lock(_beside(database, ".cartrisk-create-lock")):
             yield
         return
     if not url.startswith(("postgresql", "postgres://")):
@@ -232,12 +237,9 @@ class StudyLock:
 
     @contextlib.contextmanager
     def _held(self) -> Iterator[None]:
-        url = self.url
-        if url.startswith("journal:"):
-            with file_lock(Path(url.removeprefix("journal:").removeprefix("//") + ".cartrisk-lock")):
-                yield
-        elif url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            with file_lock(Path(url.removeprefix("sqlite:///") + ".cartrisk-lock")):
+        url, path = self.url, storage_file(self.url)
+        if path is not None:  # a SQLite database or a journal file: a file lock beside it
+            with file_lock(_beside(path, ".cartrisk-lock")):
                 yield
         elif url.startswith(("postgresql", "postgres://")):
             engine = storage_engine(self.storage) if self.storage is not None else None
@@ -329,13 +331,14 @@ def _run_base(base: str, number: int) -> str:
     return base if number == 1 else f"{base}{RUN_SUFFIX}{number}"
 
 
+def _beside(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
 def storage_exists(url: str) -> bool:
     """False for a ``sqlite:///`` or ``journal:`` file that does not exist yet (any other storage: True)."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        return Path(url.removeprefix("sqlite:///").split("?", 1)[0]).is_file()
-    if url.startswith("journal:"):
-        return Path(url.removeprefix("journal:").removeprefix("//")).is_file()
-    return True
+    path = storage_file(url)
+    return path is None or path.is_file()
 
 
 def check_resumable(url: str, base: str) -> None:
