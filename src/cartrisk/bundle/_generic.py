@@ -52,8 +52,9 @@ def generic_schema(X: pd.DataFrame, input_columns, cohort: Mapping[str, Any]) ->
                     "for validation."}
 
 
-def generic_outcome(schema: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(schema["outcome"])
+def generic_outcome(schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The time and event columns (and time unit) of a generic-cohort bundle's schema; None for a registry bundle."""
+    return dict(schema["outcome"]) if schema.get("cohort") == "generic" else None
 
 
 def _number_problems(frame: pd.DataFrame, name: str, source: str) -> list[Problem]:

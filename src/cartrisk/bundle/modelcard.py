@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cartrisk.bundle._generic import generic_outcome
 from cartrisk.data.simreport import cohort_table
 
 __all__ = ["TRIPOD_AI_ITEMS", "render"]
@@ -107,13 +108,8 @@ def _metric(rows: Sequence[Mapping[str, Any]], metric: str, horizon: float | Non
     return "n/a"
 
 
-def _generic(schema) -> dict[str, Any] | None:
-    """The outcome of a generic-cohort bundle (``[data.roles]``), or None for a registry bundle."""
-    return dict(schema["outcome"]) if schema.get("cohort") == "generic" else None
-
-
 def _endpoint(schema) -> str:
-    generic = _generic(schema)
+    generic = generic_outcome(schema)
     if generic is None:
         return "OS-2 (overall survival after large B-cell lymphoma fails anti-CD19 CAR T-cell therapy)"
     return f"time to the event of column `{generic['event']}` (time column `{generic['time']}`) in a generic cohort"
@@ -128,7 +124,7 @@ def _summary(info, perf, schema) -> list[str]:
             "## Summary", "",
             f"Development and {'internal' if not _evaluations(perf) else 'internal and independent'} validation "
             f"of a `{m['family']}` survival model of {_endpoint(schema)}, trained on "
-            f"{t['n']:,} patients with {t['events']:,} {'events' if _generic(schema) else 'deaths'}; "
+            f"{t['n']:,} patients with {t['events']:,} {'events' if generic_outcome(schema) else 'deaths'}; "
             f"cross-validated Harrell's C {c}. It gives a risk "
             f"score, survival at {', '.join(f'{h:g}' for h in info['horizons_months'])} months and a risk group."
             + sim, "", f"Exported {info['created_utc']} with cartrisk {info['versions'].get('cartrisk', '?')}."
@@ -136,7 +132,7 @@ def _summary(info, perf, schema) -> list[str]:
 
 
 def _intended_use(info, schema) -> list[str]:
-    if _generic(schema) is not None:
+    if generic_outcome(schema) is not None:
         return ["## Intended use", "",
                 "- Population: patients like the training cohort, which cartrisk read as a generic cohort (its "
                 "columns named in the experiment's `[data.roles]`); cartrisk knows nothing of its eligibility, "
@@ -170,7 +166,7 @@ def _intended_use(info, schema) -> list[str]:
 
 
 def _outcome(info, schema) -> list[str]:
-    generic = _generic(schema)
+    generic = generic_outcome(schema)
     if generic is not None:
         unit = float(generic.get("time_unit_days", 1.0))
         return ["## Outcome and time origin", "",
@@ -378,14 +374,14 @@ def _groups(groups, schema) -> list[str]:
     return ["## Risk groups", "",
             f"{groups['origin']}. Method `{groups['method']}`, cut-points on the {groups['scale']}: {cuts} "
             f"(labels low -> high risk: {', '.join(groups['labels'])}). On the training patients (apparent, "
-            f"optimistic), predicted / observed (KM) {'survival' if _generic(schema) else 'OS-2'}:", "",
-            *_table(("group", "patients", "events" if _generic(schema) else "deaths",
+            f"optimistic), predicted / observed (KM) {'survival' if generic_outcome(schema) else 'OS-2'}:", "",
+            *_table(("group", "patients", "events" if generic_outcome(schema) else "deaths",
                      *(f"{h:g} months" for h in hs)), rows)]
 
 
 def _comparison(info, perf, schema) -> list[str]:
     comp, hs = perf.get("comparison"), info["horizons_months"]
-    if comp is None and _generic(schema) is not None:
+    if comp is None and generic_outcome(schema) is not None:
         return []  # a generic cohort has no failure date, so no D0-30 rule to compare with
     lines = ["## Comparison with the D0-30 rule", ""]
     if comp is None:

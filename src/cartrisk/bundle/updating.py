@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from cartrisk.bundle._generic import generic_outcome
 from cartrisk.bundle.export import Evidence, export_bundle
 from cartrisk.bundle.scoring import Bundle
 from cartrisk.bundle.validation import validation_cohort
@@ -129,8 +130,8 @@ def update_bundle(bundle: Bundle, frame: pd.DataFrame, *, method: str, name: str
         "baseline_hazard_factor": float(np.exp(a)), "slope": float(b), "centre": centre, **ci,
     }
     cohort = None
-    if bundle.schema.get("cohort") == "generic":
-        outcome = bundle.schema["outcome"]
+    outcome = generic_outcome(bundle.schema)
+    if outcome is not None:
         cohort = {**outcome, "id": bundle.schema.get("id_column")}
         X = X.drop(columns=[outcome["time"], outcome["event"]], errors="ignore")
     meta = {k: v for k, v in bundle.info["metadata"].items() if k in ("simulated", "data_source", "description")}

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sksurv.util import Surv
 
+from cartrisk.bundle._generic import generic_outcome
 from cartrisk.bundle.scoring import Bundle
 from cartrisk.data.schema import Problem
 from cartrisk.evaluation.external import ExternalValidation, external_validation
@@ -69,8 +70,8 @@ def validation_cohort(bundle: Bundle, frame: pd.DataFrame, *, source: str) -> tu
         Every problem of the file (file, row, column, value, rule, fix), outcome columns included.
     """
     typed = bundle.validate(frame, source=source, require_outcome=True).raise_if_invalid()
-    if bundle.schema.get("cohort") == "generic":
-        outcome = bundle.schema["outcome"]
+    outcome = generic_outcome(bundle.schema)
+    if outcome is not None:
         time = typed[outcome["time"]].to_numpy(float) * float(outcome["time_unit_days"])
         event = typed[outcome["event"]].to_numpy().astype(bool)
     else:

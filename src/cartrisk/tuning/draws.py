@@ -76,8 +76,8 @@ class _Draw:
         return self._draw(name, optuna.distributions.CategoricalDistribution(choices))
 
 
-def ask(study: optuna.Study, draw: Callable[[Any], Any] | None, trials: list[FrozenTrial] | None = None,
-        system_attrs: dict[str, Any] | None = None) -> optuna.Trial:
+def ask(study: optuna.Study, draw: Callable[[Any], Any] | None, trials: list[FrozenTrial] | None = None
+        ) -> optuna.Trial:
     """A new running trial of ``study``.
 
     Parameters
@@ -88,20 +88,14 @@ def ask(study: optuna.Study, draw: Callable[[Any], Any] | None, trials: list[Fro
         written with the trial. None: Optuna's ``study.ask()``.
     trials : list of FrozenTrial, optional
         The study's trials as just read (under the study lock): what the sampler draws from.
-    system_attrs : dict, optional
-        System attributes written with the trial (with ``draw``), or right after it.
     """
     if draw is None:
         with warnings.catch_warnings():  # cartrisk records the heartbeats itself
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
-            trial = study.ask()
-        for key, value in (system_attrs or {}).items():
-            study._storage.set_trial_system_attr(trial._trial_id, key, value)
-        return trial
+            return study.ask()
     seen = study if trials is None else _Snapshot(study, trials)
     drawn = _Draw(seen)
     study.sampler.before_trial(seen, drawn.frozen)
     draw(drawn)
-    drawn.frozen.system_attrs.update(system_attrs or {})
     trial_id = study._storage.create_new_trial(study._study_id, template_trial=drawn.frozen)
     return optuna.Trial(study, trial_id)

@@ -40,7 +40,6 @@ from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.tuning.studies import (
     FINGERPRINT_ATTR,
     StudyJob,
-    counts,
     open_storage,
     run_trials,
     sigterm_as_interrupt,
@@ -265,8 +264,3 @@ def join_study(url: str, fingerprint: str, experiment: str, make_jobs: Callable[
     finally:
         release_connections(storage)
     return JoinResult(group, [s.study_name for s in studies], finished)
-
-
-def study_state(storage: optuna.storages.BaseStorage, name: str) -> dict[str, int]:
-    """Trials of a study by state (a worker's closing summary)."""
-    return counts(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
