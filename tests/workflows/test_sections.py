@@ -59,3 +59,30 @@ def test_numbers_as_the_report_writes_them():
     assert p_text(0.0) == "< 1e-300" and p_text(1.39e-105) == "1.4e-105" and p_text(0.5871) == "0.587"
     assert p_text(0.0, prose=True) == "p < 0.001" and p_text(0.012, prose=True) == "p = 0.012"
     assert percent_text(0.2323) == "23%" and percent_text(0.2323, 1) == "23.2%"
+
+
+def test_the_scoring_section_describes_no_group_smaller_than_min_cell(tmp_path):
+    """Its compact table is the logged aggregate (bundle.score_distribution): a group of fewer than MIN_CELL
+    patients is counted, not described, since its mean would come close to one patient's own value."""
+    import numpy as np
+    import pandas as pd
+
+    from cartrisk.bundle.aggregates import MIN_CELL
+    from cartrisk.workflows.quickstart_sections import scoring_section
+
+    rng = np.random.default_rng(0)
+    n_low, n_high = 40, MIN_CELL - 2
+    scored = pd.DataFrame({"patient_id": [f"P{i}" for i in range(n_low + n_high)],
+                           "risk_score": np.r_[rng.normal(0, 1, n_low), rng.normal(3, 1, n_high)],
+                           "survival_6m": np.r_[rng.uniform(0.6, 0.9, n_low), rng.uniform(0.1, 0.3, n_high)],
+                           "risk_group": ["low"] * n_low + ["high"] * n_high})
+    ranges = pd.DataFrame(columns=["column", "problem", "n_patients", "training_min", "training_max"])
+    scoring_section(tmp_path, scored, 1000.0, ranges)
+    table = pd.read_csv(tmp_path / "score_distribution.csv").set_index("group")
+    assert list(table.index) == ["low", "high", "all"]
+    assert table.loc["high", "n_patients"] == n_high and table[["risk_score_p50", "survival_6m_mean"]].loc[
+        "high"].isna().all()
+    assert table.loc["low", "survival_6m_mean"] > 0.6
+    section = json.loads((tmp_path / "section.json").read_text(encoding="utf-8"))
+    assert section["table"] == "score_distribution.csv" and "fell in the high-risk group" in section["answer"]
+    assert "P4" not in (tmp_path / "score_distribution.csv").read_text()

@@ -56,11 +56,15 @@ class ScoreReport:
         Validation problems of the rows left out (``skip_invalid=True``).
     notices : list of str
         Validation notices (columns ignored, derived columns recomputed).
+    typed : DataFrame or None
+        The validated patients that were scored (for aggregates such as
+        :func:`cartrisk.bundle.outside_training_counts`, without validating them again).
     """
 
     scores: pd.DataFrame
     skipped: list[Problem] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    typed: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def skipped_rows(self) -> list[int]:
@@ -176,7 +180,7 @@ class Bundle:
         scores = self.predict_frame(typed)
         if explain:
             scores = pd.concat([scores, self.top_contributions(typed, explain)], axis=1)
-        return ScoreReport(scores, skipped, list(result.notices))
+        return ScoreReport(scores, skipped, list(result.notices), typed)
 
     def score(self, frame: pd.DataFrame, *, source: str = "frame", skip_invalid: bool = False,
               explain: int = 0) -> pd.DataFrame:

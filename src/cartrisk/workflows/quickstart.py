@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cartrisk.bundle import Evidence, export_bundle, load_bundle, outside_training_counts, score_distribution
+from cartrisk.bundle import Evidence, export_bundle, load_bundle, outside_training_counts
 from cartrisk.config import ExperimentConfig, parse_experiment
 from cartrisk.data.schema import OUTCOME_COLUMNS, to_xy, validate
 from cartrisk.data.simreport import cohort_summary, cohort_table, simulation_report
@@ -179,9 +179,10 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
         with warnings.catch_warnings():  # expected: a fresh cohort has a few extremes (counted below)
             warnings.simplefilter("ignore", StatisticalWarning)
             reloaded = load_bundle(bundle)
-            scored = reloaded.score(fresh, source="fresh simulated cohort")
+            report = reloaded.score_report(fresh, source="fresh simulated cohort")
+        scored = report.scores
         rate = len(scored) / (time.perf_counter() - started)
-        counts = outside_training_counts(reloaded.schema, reloaded.validate(fresh).frame)
+        counts = outside_training_counts(reloaded.schema, report.typed)
     return _Outputs(typed, frame, study, results, kinds, explanation, table, groups, bundle, scored, rate, counts,
                     description)
 
@@ -230,8 +231,8 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
     written["groups"] += [csv(tab, "groups", f"{name}.csv") for name, tab in out.groups.tables().items()]
     written["groups"] += write_comparison_figures(out.groups, folders["groups"])
     # Aggregates only: the scored patients themselves go to the user's --out folder, never to MLflow.
-    written["scoring"] += [csv(score_distribution(out.scored), "scoring", "score_distribution.csv"),
-                           csv(out.range_counts, "scoring", "range_warnings.csv")]
+    # (score_distribution.csv is the scoring section's compact table: written with it)
+    written["scoring"] += [csv(out.range_counts, "scoring", "range_warnings.csv")]
     card = folders["bundle"] / "MODEL_CARD.md"
     card.write_text((out.bundle / "MODEL_CARD.md").read_text(encoding="utf-8"), encoding="utf-8")
     written["bundle"].append(card)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sksurv.util import Surv
 
+from cartrisk.bundle import score_distribution
 from cartrisk.data.dictionary import column_title
 from cartrisk.data.figures import OUTCOME_TARGETS, targets_figure
 from cartrisk.data.simreport import cohort_summary
@@ -264,23 +265,18 @@ def scoring_section(folder: Path, scored: pd.DataFrame, rate: float, ranges: pd.
     surv = f"survival_{horizon_months:g}m"
     order = scored.groupby("risk_group", observed=True)[surv].mean().sort_values(ascending=False).index.tolist()
     groups = pd.Categorical(scored["risk_group"], categories=order, ordered=True)
-    rows = []
-    for g in order:
-        sub = scored[scored["risk_group"] == g]
-        row = {"risk_group": g, "n": len(sub), "share": len(sub) / len(scored)}
-        row |= {f"median_predicted_{c.removeprefix('survival_')}": float(sub[c].median())
-                for c in scored.columns if c.startswith("survival_")}
-        rows.append(row)
-    compact = _csv(pd.DataFrame(rows), folder / "risk_groups_scored.csv")
+    # the aggregate logged beside it (groups under MIN_CELL patients counted, not described), lowest risk first
+    table = score_distribution(scored).set_index("group").loc[[*order, "all"]].reset_index()
+    compact = _csv(table, folder / "score_distribution.csv")
     written = [compact]
     fig = group_histogram_figure(scored[surv], groups, xlabel=f"predicted OS-2 at {horizon_months:g} months",
                                  title=f"{len(scored):,} newly scored patients by risk group")
     figure = save_figure(fig, folder / "predicted_survival_by_group.png")
-    high = rows[-1]
+    high = table.iloc[len(order) - 1]
     outside = (f"{len(ranges)} column(s) had values outside the training range ({int(ranges['n_patients'].sum())}"
                " values in all)" if len(ranges) else "no value lay outside the training ranges")
     answer = (f"The exported bundle, reloaded and verified, scored {len(scored):,} new patients ({rate:,.0f} per "
-              f"second): {percent_text(high['share'])} fell in the {high['risk_group']}-risk group, and {outside}.")
+              f"second): {percent_text(high['share'])} fell in the {high['group']}-risk group, and {outside}.")
     alt = (f"Stacked histogram of predicted OS-2 at {horizon_months:g} months for the newly scored patients, coloured "
            "by risk group (low blue, high vermillion).")
     return [*written, figure, write_section(folder, answer=answer, figure=figure.name, alt=alt, table=compact.name)]
