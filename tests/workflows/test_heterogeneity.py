@@ -150,3 +150,17 @@ def test_tune_with_clusters_validates_the_final_specification_across_centres(tmp
     result = CliRunner().invoke(app, ["tune", str(tmp_path / "t.toml")])
     assert result.exit_code == 0, result.output
     assert "internal-external validation by centre" in re.sub(r"\s+", " ", result.output)
+
+
+def test_evaluate_logs_the_subgroups_of_every_model(tmp_path, make_tracker):
+    """Subgroups are computed for each model: each model's table is logged (the section shows the first)."""
+    cfg = parse_experiment('name = "subs"\nseed = 0\n[data]\nsource = "simulated"\nn = 400\n[features]\n'
+                           'set = "literature"\n[[models]]\nestimator = "coxph"\n[[models]]\nestimator = "coxnet"\n'
+                           '[evaluation]\nn_splits = 3\nrules = []\n')
+    tracker = make_tracker(tmp_path, "subs")
+    report = evaluate_experiment(cfg, tracker=tracker)
+    assert set(report.subgroups) == {"coxph", "coxnet"}
+    local = tracker.client.download_artifacts(report.run_id, "subgroups/subgroups_by_model.csv", str(tmp_path))
+    logged = pd.read_csv(local)
+    assert set(logged["model"]) == {"coxph", "coxnet"}
+    assert len(logged) == sum(len(t) for t in report.subgroups.values())

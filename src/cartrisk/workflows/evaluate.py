@@ -128,11 +128,15 @@ def _log_sections(report: EvaluationReport, tracker: Tracker, parent: str) -> No
         if report.clusters:
             written += [(p, "clusters") for p in write_clusters(report.clusters, Path(tmp) / "clusters",
                                                                 cfg.evaluation.cluster)]
-        if report.subgroups:
+        if report.subgroups:  # the section shows the first model; the table of every model is logged beside it
             label, table = next(iter(report.subgroups.items()))
             written += [(p, "subgroups") for p in write_subgroups(
                 table, Path(tmp) / "subgroups", horizon_months=cfg.evaluation.cluster_horizon_months,
                 where=f"the out-of-fold predictions of {label}")]
+            if len(report.subgroups) > 1:
+                every = Path(tmp) / "subgroups" / "subgroups_by_model.csv"
+                pd.concat([t.assign(model=k) for k, t in report.subgroups.items()]).to_csv(every, index=False)
+                written.append((every, "subgroups"))
         for path, folder in written:
             tracker.log_file(parent, path, folder)
     if report.sample_size:
