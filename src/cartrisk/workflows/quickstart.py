@@ -43,7 +43,7 @@ __all__ = ["QuickstartResult", "quickstart_experiment", "run_quickstart"]
 
 STAGES = ("simulate", "describe", "tune", "compare models", "explain", "risk groups", "export", "score")
 #: The report's artefact folders (:mod:`cartrisk.workflows.report`), in the order they are written.
-FOLDERS = ("cohort", "describe", "models", "explain", "groups", "scoring", "bundle")
+FOLDERS = ("cohort", "describe", "models", "calibration", "explain", "groups", "scoring", "bundle")
 _RULES = ("d0_30", "d0_30_90", "pcpi")
 
 
@@ -217,8 +217,9 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
         return path
 
     written: dict[str, list[Path]] = {name: [] for name in FOLDERS}
-    written["cohort"] += [csv(simulation_report(out.frame), "cohort", "simulated_vs_published.csv"),
-                          csv(cohort_table(cohort_summary(y, X)), "cohort", "summary.csv")]
+    summary, report = cohort_summary(y, X), simulation_report(out.frame)  # once: the section reads them too
+    written["cohort"] += [csv(report, "cohort", "simulated_vs_published.csv"),
+                          csv(cohort_table(summary), "cohort", "summary.csv")]
     if out.description is not None:
         written["describe"] += write_describe(out.description, folders["describe"])
     written["models"] += [csv(out.study.outer_folds, "models", "tuning_inner_vs_outer.csv"),
@@ -236,18 +237,16 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
     card = folders["bundle"] / "MODEL_CARD.md"
     card.write_text((out.bundle / "MODEL_CARD.md").read_text(encoding="utf-8"), encoding="utf-8")
     written["bundle"].append(card)
-    _write_sections(out, root, written, seed)
+    _write_sections(out, root, written, seed, summary, report)
     return written
 
 
-def _write_sections(out: _Outputs, root: Path, written: dict[str, list[Path]], seed: int) -> None:
+def _write_sections(out: _Outputs, root: Path, written: dict[str, list[Path]], seed: int, summary: dict,
+                    report: pd.DataFrame) -> None:
     """Each folder's answer sentence, key figure and compact table (``section.json``, read by the report)."""
     from cartrisk.workflows import quickstart_sections as qs
 
-    X, y = to_xy(out.typed)
-    (root / "calibration").mkdir(exist_ok=True)
-    written.setdefault("calibration", [])
-    written["cohort"] += qs.cohort_section(root / "cohort", out.frame, y, X, simulation_report(out.frame))
+    written["cohort"] += qs.cohort_section(root / "cohort", summary, report)
     written["models"] += qs.models_section(root / "models", out.results, out.kinds)
     written["calibration"] += qs.calibration_section(root / "calibration", out.groups)
     written["groups"] += qs.groups_section(root / "groups", out.groups)

@@ -17,7 +17,6 @@ from sksurv.util import Surv
 from cartrisk.bundle import score_distribution
 from cartrisk.data.dictionary import column_title
 from cartrisk.data.figures import OUTCOME_TARGETS, targets_figure
-from cartrisk.data.simreport import cohort_summary
 from cartrisk.evaluation import CVResult, calibration_at_horizon
 from cartrisk.evaluation.figures import horizon_calibration_figure
 from cartrisk.explain.figures import concordance_points, explanation_overview_figure
@@ -46,9 +45,9 @@ def _family(label: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- cohort
-def cohort_section(folder: Path, frame: pd.DataFrame, y, X: pd.DataFrame, report: pd.DataFrame) -> list[Path]:
-    """Who the patients are, and whether the registry looks like the published one."""
-    s = cohort_summary(y, X)
+def cohort_section(folder: Path, s: dict, report: pd.DataFrame) -> list[Path]:
+    """Who the patients are (``s``: :func:`cartrisk.data.simreport.cohort_summary`), and whether the registry looks
+    like the published one (``report``: :func:`cartrisk.data.simreport.simulation_report`)."""
     median, low, high = s["median_os2_months"]
     six = next((r for r in s["os2_at_horizons"] if r["horizon_months"] == 6.0), None)
     early = s.get("failure_window_shares", {}).get("D0-30")
