@@ -43,8 +43,8 @@ class RecalibratedSurvival(BaseEstimator):
         self.method = method
         self.horizon_days = horizon_days
 
-    def _log_hazard_at_horizon(self, X) -> np.ndarray:
-        s = np.asarray(self.base_estimator.predict_survival_at(X, [float(self.horizon_days)]), dtype=float)[:, 0]
+    @staticmethod
+    def _log_cumhaz(s: np.ndarray) -> np.ndarray:
         return np.log(np.maximum(-np.log(np.clip(s, _TINY, 1.0)), _TINY))
 
     def set_update(self, intercept: float, slope: float, centre: float) -> RecalibratedSurvival:
@@ -73,8 +73,11 @@ class RecalibratedSurvival(BaseEstimator):
         """Updated survival probabilities at ``times_days``, shape (n_samples, n_times)."""
         check_is_fitted(self, "intercept_")
         times = np.atleast_1d(np.asarray(times_days, dtype=float))
-        s = np.asarray(self.base_estimator.predict_survival_at(X, times), dtype=float)
+        # one pass of the base model: the asked times and, last, the horizon the update is anchored at
+        both = np.asarray(self.base_estimator.predict_survival_at(X, np.append(times, float(self.horizon_days))),
+                          dtype=float)
+        s = both[:, :-1]
         H = -np.log(np.clip(s, _TINY, 1.0))
-        eta = self._log_hazard_at_horizon(X) - self.centre_
+        eta = self._log_cumhaz(both[:, -1]) - self.centre_
         factor = np.exp(self.intercept_ + (self.slope_ - 1.0) * eta)
         return np.exp(-H * factor[:, None])
