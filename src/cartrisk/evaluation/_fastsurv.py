@@ -68,52 +68,9 @@ def _step(times: np.ndarray, values: np.ndarray, at, *, left: bool = False) -> n
 # ----------------------------------------------------------------------------------------------- concordance
 @cache
 def _concordance_kernel():
-    import numba  # deferred: compiling takes a second
+    from cartrisk.evaluation._concordance_kernel import concordance_sums  # deferred: loads numba
 
-    @numba.njit(cache=False)
-    def kernel(time, event, rank, weight, n_ranks):  # pragma: no cover - compiled
-        tree = np.zeros(n_ranks + 1)
-        num = 0.0
-        den = 0.0
-        total = 0.0
-        n = time.shape[0]
-        end = n
-        while end > 0:
-            start = end - 1
-            while start > 0 and time[start - 1] == time[end - 1]:
-                start -= 1
-            for i in range(start, end):  # censored at this time are comparable with its events
-                if not event[i]:
-                    k = rank[i] + 1
-                    while k <= n_ranks:
-                        tree[k] += 1.0
-                        k += k & -k
-                    total += 1.0
-            for i in range(start, end):
-                if event[i]:
-                    below = 0.0
-                    k = rank[i]
-                    while k > 0:
-                        below += tree[k]
-                        k -= k & -k
-                    at_or_below = 0.0
-                    k = rank[i] + 1
-                    while k > 0:
-                        at_or_below += tree[k]
-                        k -= k & -k
-                    num += weight[i] * (below + 0.5 * (at_or_below - below))
-                    den += weight[i] * total
-            for i in range(start, end):
-                if event[i]:
-                    k = rank[i] + 1
-                    while k <= n_ranks:
-                        tree[k] += 1.0
-                        k += k & -k
-                    total += 1.0
-            end = start
-        return num, den
-
-    return kernel
+    return concordance_sums
 
 
 def concordance(time: np.ndarray, event: np.ndarray, risk: np.ndarray, weight: np.ndarray | None = None) -> float:
