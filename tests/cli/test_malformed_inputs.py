@@ -324,6 +324,9 @@ case("validate-parquet", "validate garbage.parquet", r"garbage\.parquet: cannot 
 case("validate-folder", "validate folder", r"folder: file not found", folder__keep="")
 case("validate-header-only", "validate header.csv", r"header\.csv: 1 problem.*no patients",
      header__csv="patient_id,days_to_failure,os2_days,os2_event\n")
+case("validate-rename-absent", "validate extract.csv --experiment renames.toml",
+     r"data\.columns: extract\.csv has no column 'age' to rename to 'age_years'",
+     renames__toml='name = "r"\n[data]\nsource = "file"\npath = "extract.csv"\n[data.columns]\nage = "age_years"\n')
 
 case("score-no-bundle", "score nobundle extract.csv --out s.csv", r"nobundle: no such bundle folder")
 case("score-not-bundle", "score folder extract.csv --out s.csv", r"folder: no MANIFEST\.json; this is not a cartrisk "

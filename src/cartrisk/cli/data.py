@@ -59,8 +59,8 @@ def validate(
                           ] = None,
 ) -> None:
     """Check an extract against the data dictionary; list every problem (exit 0 valid, 2 invalid)."""
+    from cartrisk.data.datasets import read_renamed
     from cartrisk.data.dictionary import declared_columns
-    from cartrisk.data.schema import read_extract
     from cartrisk.data.schema import validate as run_validation
 
     data = None
@@ -68,7 +68,7 @@ def validate(
         from cartrisk.config import load_experiment
 
         data = load_experiment(experiment).data
-    raw = read_extract(path).rename(columns=data.columns if data is not None else {})
+    raw = read_renamed(path, data.columns if data is not None else None)
     result = run_validation(raw, source=str(path), extra=declared_columns(data.extra_specs if data else None))
     for notice in result.notices:
         console.print(f"note: {notice}")

@@ -8,6 +8,7 @@ features -> estimator -> evaluation code runs on data no one here wrote
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,7 @@ from cartrisk.data.dictionary import declared_columns
 from cartrisk.data.schema import frame_hash, read_extract, to_xy, validate
 from cartrisk.exceptions import ConfigError, SchemaError
 
-__all__ = ["Dataset", "load_dataset"]
+__all__ = ["Dataset", "load_dataset", "read_renamed"]
 
 _SKSURV = {"gbsg2": "load_gbsg2", "whas500": "load_whas500", "veterans": "load_veterans_lung_cancer",
            "aids": "load_aids", "flchain": "load_flchain"}
@@ -110,20 +111,24 @@ def _generic(frame: pd.DataFrame, cfg: DataConfig, name: str) -> Dataset:
     return Dataset(X=X, y=y, name=name, data_hash=frame_hash(content), registry=False, extra=extra, roles=roles)
 
 
-def _check_renames(raw: pd.DataFrame, cfg: DataConfig) -> None:
-    """``[data.columns]`` renames file columns to dictionary names: each one must be a column of the file."""
+def read_renamed(path, renames: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """An extract (CSV or Parquet) with its columns renamed by an experiment's ``[data.columns]``: each rename must
+    name a column of the file and may not collide with another of its columns."""
     import difflib
 
+    raw = read_extract(path)
+    renames = dict(renames or {})
     columns = [str(c) for c in raw.columns]
-    for old, new in cfg.columns.items():
+    for old, new in renames.items():
         if old not in columns:
             close = difflib.get_close_matches(old, columns, n=3)
             hint = f" (closest: {', '.join(close)})" if close else ""
-            raise ConfigError(f"data.columns: {cfg.path} has no column {old!r} to rename to {new!r}{hint}; its columns "
+            raise ConfigError(f"data.columns: {path} has no column {old!r} to rename to {new!r}{hint}; its columns "
                               f"are: {', '.join(columns)}")
-        if new in columns and new != old and new not in cfg.columns:
-            raise ConfigError(f"data.columns: renaming {old!r} to {new!r} in {cfg.path}, which already has a column "
+        if new in columns and new != old and new not in renames:
+            raise ConfigError(f"data.columns: renaming {old!r} to {new!r} in {path}, which already has a column "
                               f"{new!r}; rename only one of them")
+    return raw.rename(columns=renames)
 
 
 def load_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
@@ -140,9 +145,7 @@ def load_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
     if cfg.source == "file":
         if not cfg.path:
             raise ConfigError("data.source = 'file' needs data.path (the extract's path)")
-        raw = read_extract(cfg.path)
-        _check_renames(raw, cfg)
-        raw = raw.rename(columns=cfg.columns)
+        raw = read_renamed(cfg.path, cfg.columns)
         if cfg.roles is not None:
             return _generic(raw, cfg, cfg.path)
         return _registry(raw, cfg.path, cfg.path, extra=cfg.extra_specs)
