@@ -235,6 +235,23 @@ class Bundle:
             out[f"top{j + 1}_contribution"] = phi[rows[:, 0], order[:, j]]
         return pd.DataFrame(out)
 
+    @property
+    def grouper(self) -> RiskGrouper | None:
+        """The fitted risk grouper of the bundle's cut-points (None when it stores no risk groups)."""
+        return self._grouper
+
+    def risk_group_of(self, risk: np.ndarray, Xt: pd.DataFrame) -> np.ndarray | None:
+        """The risk group of patients whose risk scores are already computed (``Xt``: their transformed features,
+        read only for a threshold grouping's survival at its horizon); None when the bundle has no groups."""
+        if self._grouper is None:
+            return None
+        surv_h = None
+        if self._grouper.method == "threshold":
+            final = self.pipeline.steps[-1][1]
+            at = [months_to_days(self._grouper.horizon_months)]
+            surv_h = np.clip(np.asarray(final.predict_survival_at(Xt, at), dtype=float)[:, 0], 0.0, 1.0)
+        return self._grouper.predict(risk, surv_h).astype(str)
+
     def predict_frame(self, typed: pd.DataFrame) -> pd.DataFrame:
         """Score an already validated frame (no checks; :meth:`score` is the checked entry point)."""
         Xt = self.pipeline.transform_features(typed)

@@ -145,8 +145,8 @@ def validate_bundle(bundle: Bundle, frame: pd.DataFrame, *, horizon_months: floa
             table = subgroup_performance(y, risk, pred_risk, h, labels, n_boot=n_boot_subgroups,
                                          random_state=random_state)
     groups, km = None, None
-    if bundle.risk_groups:
-        groups = bundle.predict_frame(typed)["risk_group"].to_numpy(dtype=object)
+    if bundle.risk_groups:  # from the risk scores above: no second pass of the model
+        groups = bundle.risk_group_of(risk, Xt).astype(object)
         km = _group_km(y, groups, list(bundle.risk_groups["labels"]), h)
     result = BundleValidation(bundle.name, bundle.fingerprint, source, ext, case_mix, table, km, development, notes)
     result.arrays = {"time": y["time_days"], "event": y["event"], "risk": risk,

@@ -60,17 +60,11 @@ def write_comparison(comparison, out: Path) -> list[Path]:
 def _load(model: str, tracking_uri: str | None, trust: list[Path] | None = None,
           expect_fingerprint: str | None = None):
     """The fitted pipeline and, for a bundle that stores them, its risk-group cut-points (or None)."""
-    from cartrisk.groups import RiskGrouper
     from cartrisk.tracking import load_model
 
     if Path(model).is_dir():
         bundle = open_bundle(model, trust, expect_fingerprint)
-        spec = bundle.risk_groups
-        grouper = None
-        if spec:
-            grouper = RiskGrouper.from_cutpoints(spec["cutpoints"], method=spec["method"], labels=spec["labels"],
-                                                 horizon_months=float(spec["horizon_months"]))
-        return bundle.pipeline, grouper
+        return bundle.pipeline, bundle.grouper
     return load_model(model, tracking_uri=tracking_uri), None
 
 
