@@ -20,7 +20,7 @@ from cartrisk.exceptions import BundleError
 from cartrisk.units import months_to_days
 
 __all__ = ["declared_from_schema", "evidence_extras", "input_schema", "model_description", "performance_section",
-           "risk_group_section", "training_extras"]
+           "risk_group_section", "training_extras", "training_predictions"]
 
 _BY_NAME = {c.name: c for c in COLUMNS}
 _WHEN = {
@@ -153,12 +153,19 @@ def _month(values: pd.Series) -> pd.Series | None:
     return None if dates.empty else dates
 
 
-def training_extras(pipeline, X: pd.DataFrame, y: np.ndarray, frame: pd.DataFrame | None) -> dict[str, Any]:
-    """Aggregates of the training cohort beside its summary: the risk-score distribution (percentiles 1-99, for
-    the case-mix comparison of ``cartrisk validate-model``), the accrual period at month precision (TRIPOD+AI 5b)
-    and the model's parameters per event (item 10). Nothing patient-level."""
+def training_predictions(pipeline, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``(Xt, risk)``: the training patients' transformed features and in-sample risk scores, computed once for
+    :func:`training_extras` and :func:`risk_group_section`."""
     Xt = pipeline.transform_features(X)
-    risk = np.asarray(pipeline.steps[-1][1].predict(Xt), dtype=float)
+    return Xt, np.asarray(pipeline.steps[-1][1].predict(Xt), dtype=float)
+
+
+def training_extras(Xt: pd.DataFrame, risk: np.ndarray, y: np.ndarray, frame: pd.DataFrame | None
+                    ) -> dict[str, Any]:
+    """Aggregates of the training cohort beside its summary (``Xt``, ``risk``: :func:`training_predictions`): the
+    risk-score distribution (percentiles 1-99, for the case-mix comparison of ``cartrisk validate-model``), the
+    accrual period at month precision (TRIPOD+AI 5b) and the model's parameters per event (item 10). Nothing
+    patient-level."""
     n_parameters = int(Xt.shape[1])
     events = int(np.asarray(y[y.dtype.names[0]], dtype=bool).sum())
     out: dict[str, Any] = {
@@ -197,9 +204,10 @@ def _default_grouper():
         f"D0-30 failures ({100 * high:.1f}%, DB22), so that it can be set beside the D0-30 rule")
 
 
-def risk_group_section(pipeline, X: pd.DataFrame, risk_groups, y: np.ndarray, horizons_months,
+def risk_group_section(pipeline, Xt: pd.DataFrame, risk: np.ndarray, risk_groups, y: np.ndarray, horizons_months,
                        oof_risk: np.ndarray | None = None, oof_source: str = "cross-validation") -> dict[str, Any]:
-    """Cut-points and labels, and each group's size, predicted and (apparent) observed OS-2 on the training data.
+    """Cut-points and labels, and each group's size, predicted and (apparent) observed OS-2 on the training data
+    (``Xt``, ``risk``: :func:`training_predictions`).
 
     Cut-points that are learned here are learned on the out-of-fold risk scores ``oof_risk`` when given (as
     ``cartrisk compare-rules`` does: in-sample predictions of a flexible model are optimistic), else on the final
@@ -208,8 +216,6 @@ def risk_group_section(pipeline, X: pd.DataFrame, risk_groups, y: np.ndarray, ho
     from cartrisk.groups import RiskGrouper
 
     final = pipeline.steps[-1][1]
-    Xt = pipeline.transform_features(X)
-    risk = np.asarray(final.predict(Xt), dtype=float)
     horizons = np.asarray(horizons_months, dtype=float)
     surv = final.predict_survival_at(Xt, months_to_days(horizons))
     learn_on, learned = risk, "the final model's in-sample training risk scores"

@@ -43,6 +43,7 @@ from cartrisk.bundle._info import (
     performance_section,
     risk_group_section,
     training_extras,
+    training_predictions,
 )
 from cartrisk.bundle.provenance import provenance
 from cartrisk.bundle.scoring import BUNDLE_FORMAT
@@ -176,6 +177,7 @@ def export_bundle(
         meta["simulated"] = bool(len(ids) and pd.Series(ids, dtype=str).str.startswith("SIM-").all())
         meta["simulated_inferred"] = True
     horizons = tuple(float(h) for h in horizons_months)
+    Xt, risk = training_predictions(pipeline, X)  # once, for the training aggregates and the risk groups
     provenance_info = provenance()
     versions = {k.removeprefix("version."): v for k, v in provenance_info.items() if k.startswith("version.")}
     info = {
@@ -185,7 +187,7 @@ def export_bundle(
         "model": model_description(pipeline),
         "horizons_months": horizons,
         "training": {**cohort_summary(y, X, horizons), "data_sha256": data_sha256 or frame_hash(frame_for_hash),
-                     **training_extras(pipeline, X, y, training_frame)},
+                     **training_extras(Xt, risk, y, training_frame)},
         "versions": versions,
         "provenance": {k: v for k, v in provenance_info.items() if not k.startswith("version.")},
         "metadata": meta,
@@ -196,7 +198,7 @@ def export_bundle(
     oof = evidence.oof_risk
     if oof is None and getattr(evidence.cv_result, "oof_risk", None) is not None:
         oof = evidence.cv_result.oof_risk
-    groups = risk_group_section(pipeline, X, evidence.risk_groups, y, horizons, oof, evidence.oof_source)
+    groups = risk_group_section(pipeline, Xt, risk, evidence.risk_groups, y, horizons, oof, evidence.oof_source)
     performance = performance_section(evidence.cv_result, evidence.calibration, evidence.comparison,
                                       evidence.concordance, y, meta, extra=evidence_extras(evidence))
 
