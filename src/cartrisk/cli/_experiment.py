@@ -12,8 +12,10 @@ from cartrisk.exceptions import ConfigError
 __all__ = ["prepare_experiment"]
 
 
-def prepare_experiment(path: Path, *, n: int | None, tracking_uri: str | None, no_tracking: bool):
-    """``(config, tracking URI or None)``: the experiment with ``--n`` applied, checked against its data.
+def prepare_experiment(path: Path, *, n: int | None, tracking_uri: str | None, no_tracking: bool,
+                       tuning: bool = False):
+    """``(config, tracking URI or None, dataset)``: the experiment with ``--n`` applied, checked against its data
+    (loaded once here, and handed on to the work). ``tuning``: the file must have a ``[tuning]`` table.
 
     Raises
     ------
@@ -26,6 +28,8 @@ def prepare_experiment(path: Path, *, n: int | None, tracking_uri: str | None, n
     from cartrisk.tracking.store import check_tracking_uri
 
     cfg = load_experiment(path)
+    if tuning and cfg.tuning is None:
+        raise ConfigError(f"{path}: no tuning table in the file; run it with cartrisk evaluate")
     if n is not None:
         if cfg.data.source != "simulated":
             raise ConfigError(f"--n {n}: sets the size of the simulated registry, but {path} reads "
@@ -35,5 +39,6 @@ def prepare_experiment(path: Path, *, n: int | None, tracking_uri: str | None, n
     if cfg.tracking.enabled and not no_tracking:
         uri = cfg.tracking.uri if tracking_uri is None else tracking_uri
         check_tracking_uri(uri, where="--tracking-uri" if tracking_uri is not None else f"{path}: tracking.uri")
-    check_experiment(cfg, load_dataset(cfg.data, seed=cfg.seed))
-    return cfg, uri
+    data = load_dataset(cfg.data, seed=cfg.seed)
+    check_experiment(cfg, data)
+    return cfg, uri, data

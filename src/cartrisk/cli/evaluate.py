@@ -23,10 +23,10 @@ def evaluate(
     from cartrisk.tracking import Tracker
     from cartrisk.workflows import evaluate_experiment, summary_table
 
-    cfg, uri = prepare_experiment(experiment, n=n, tracking_uri=tracking_uri, no_tracking=no_tracking)
+    cfg, uri, data = prepare_experiment(experiment, n=n, tracking_uri=tracking_uri, no_tracking=no_tracking)
     tracker = None if uri is None else Tracker(uri, cfg.tracking.experiment or cfg.name)
     with progress_bars() as progress:
-        report = evaluate_experiment(cfg, tracker=tracker, progress=progress)
+        report = evaluate_experiment(cfg, tracker=tracker, progress=progress, data=data)
     print_frame(summary_table(report), title=f"{cfg.name}: {report.dataset.name}, {cfg.evaluation.n_splits}-fold CV "
                 f"x {cfg.evaluation.n_repeats} (mean [95% interval])")
     for label, res in report.clusters.items():

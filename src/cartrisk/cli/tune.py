@@ -98,7 +98,6 @@ def tune(
     import optuna
 
     from cartrisk.cli._experiment import prepare_experiment
-    from cartrisk.config import load_experiment
     from cartrisk.tracking import Tracker
     from cartrisk.tracking.store import check_storage_url
     from cartrisk.tuning import default_storage, run_study
@@ -106,9 +105,8 @@ def tune(
 
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout:g}")
-    if load_experiment(experiment).tuning is None:
-        raise ConfigError(f"{experiment}: no tuning table in the file; run it with cartrisk evaluate")
-    cfg, uri = prepare_experiment(experiment, n=n, tracking_uri=tracking_uri, no_tracking=no_tracking)
+    cfg, uri, data = prepare_experiment(experiment, n=n, tracking_uri=tracking_uri, no_tracking=no_tracking,
+                                        tuning=True)
     url = storage or cfg.tuning.storage or default_storage(uri or cfg.tracking.uri)
     check_storage_url(url, where="--storage" if storage else (f"{experiment}: tuning.storage" if cfg.tuning.storage
                                                                else "storage"))
@@ -117,15 +115,14 @@ def tune(
     tracker = None if uri is None else Tracker(uri, cfg.tracking.experiment or cfg.name)
     if logging.getLogger("cartrisk").getEffectiveLevel() > logging.INFO:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial only with --verbose
-    from cartrisk.data.datasets import load_dataset
     from cartrisk.workflows.heterogeneity import sample_size_notes, tune_heterogeneity
 
-    _, notes = sample_size_notes(cfg, load_dataset(cfg.data, seed=cfg.seed))
+    _, notes = sample_size_notes(cfg, data)
     for note in notes:
         err_console.print(f"warning: {note}", highlight=False, markup=False, soft_wrap=True)
     with sigterm_as_interrupt(), tuning_progress() as progress:
         result = run_study(cfg, tracker=tracker, storage=url, n_trials=trials, timeout=timeout, resume=resume,
-                           progress=progress, workers=workers, heartbeat_seconds=heartbeat_seconds)
+                           progress=progress, workers=workers, heartbeat_seconds=heartbeat_seconds, data=data)
     for label, res in tune_heterogeneity(cfg, result, tracker).items():
         print_frame(res.pooled, title=f"{label}: internal-external validation by {cfg.evaluation.cluster} "
                     f"({res.design}; hyper-parameters of the final study), REML pooled")

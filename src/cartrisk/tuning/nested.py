@@ -223,7 +223,7 @@ def _require_best(study: optuna.Study, label: str) -> optuna.trial.FrozenTrial:
 def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage: str | None = None,
               n_trials: int | None = None, timeout: float | None = None, resume: bool = False,
               progress: Progress | None = None, workers: int | None = None,
-              heartbeat_seconds: int | None = None) -> StudyResult:
+              heartbeat_seconds: int | None = None, data: Dataset | None = None) -> StudyResult:
     """Tune an experiment by nested cross-validation (see the module docstring) and refit the best model.
 
     Parameters
@@ -250,6 +250,9 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     heartbeat_seconds : int, optional
         Heartbeat interval of running trials on database storages (default 10 s; a trial is failed and replaced
         after three missed heartbeats).
+    data : Dataset, optional
+        The experiment's data, already loaded and checked against it (:func:`check_experiment`); else both are
+        done here.
 
     Returns
     -------
@@ -267,8 +270,9 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     space = SearchSpace(cfg)
     spec = ObjectiveSpec.from_weights(t.objective_weights)
     url = storage or t.storage or default_storage(tracker.tracking_uri if tracker is not None else cfg.tracking.uri)
-    data = load_dataset(cfg.data, seed=cfg.seed)
-    check_experiment(cfg, data)  # the whole experiment against its data, before any study exists
+    if data is None:
+        data = load_dataset(cfg.data, seed=cfg.seed)
+        check_experiment(cfg, data)  # the whole experiment against its data, before any study exists
     make_sampler(t.sampler, cfg.seed, t.startup_trials)  # an optional sampler package is missing: say so now
     leakage = guard_experiment(cfg, data)  # before any fit
     y = data.y

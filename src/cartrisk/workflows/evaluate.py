@@ -71,16 +71,18 @@ def summary_table(report: EvaluationReport, metrics=HEADLINE_METRICS) -> pd.Data
 
 
 def evaluate_experiment(cfg: ExperimentConfig, *, tracker: Tracker | None = None,
-                        progress: Progress | None = None) -> EvaluationReport:
+                        progress: Progress | None = None, data: Dataset | None = None) -> EvaluationReport:
     """Cross-validate every model of an experiment, and the reference rules, on the same folds.
 
     Every model and rule sees identical folds (one seeded splitter). With a tracker, the
     experiment is a parent MLflow run (the experiment file, data hash, seed, versions, the
     comparison table) and each model a nested run (parameters, per-fold and summary metrics,
-    and the pipeline refitted on all data).
+    and the pipeline refitted on all data). ``data``: the experiment's data already loaded and checked against it
+    (:func:`cartrisk.evaluation.preflight.check_experiment`); else both are done here.
     """
-    data = load_dataset(cfg.data, seed=cfg.seed)
-    check_experiment(cfg, data)  # the whole experiment against its data, before anything is fitted or logged
+    if data is None:
+        data = load_dataset(cfg.data, seed=cfg.seed)
+        check_experiment(cfg, data)  # the whole experiment against its data, before anything is fitted or logged
     leakage = guard_experiment(cfg, data)  # before any fit
     candidates: dict[str, tuple[str, object]] = {}
     for model in cfg.models:

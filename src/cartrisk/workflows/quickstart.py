@@ -26,10 +26,12 @@ import pandas as pd
 
 from cartrisk.bundle import Evidence, export_bundle, load_bundle, outside_training_counts
 from cartrisk.config import ExperimentConfig, parse_experiment
+from cartrisk.data.datasets import load_dataset
 from cartrisk.data.schema import OUTCOME_COLUMNS, to_xy, validate
 from cartrisk.data.simreport import cohort_summary, cohort_table, simulation_report
 from cartrisk.data.simulate import simulate
 from cartrisk.evaluation import CVResult, FixedSplits, comparison_table, cross_validate_survival
+from cartrisk.evaluation.preflight import check_experiment
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.explain import Explanation, concordance, concordance_markdown, explain, write_figures
 from cartrisk.groups import ComparisonSettings, RuleComparison, compare_with_rules, write_comparison_figures
@@ -64,7 +66,6 @@ class _Outputs:
     """Everything the stages computed, before anything is written or logged."""
 
     typed: pd.DataFrame
-    frame: pd.DataFrame
     study: StudyResult
     results: dict[str, CVResult]
     kinds: dict[str, str]
@@ -126,17 +127,17 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
                 trials: int | None, bundle_name: str, seconds: dict[str, float], progress: Progress | None,
                 workers: int | None = None) -> _Outputs:
     """The job itself: each stage computes, nothing is written here but the bundle."""
-    seed, n = cfg.seed, cfg.data.n
+    seed = cfg.seed
     with _stage("simulate", seconds, progress):
-        frame, _ = simulate(n, seed)
-        typed = validate(frame, source="simulated registry").raise_if_invalid()
-        X, y = to_xy(typed)
+        data = load_dataset(cfg.data, seed=seed)  # simulated and validated once, for every stage and the study
+        check_experiment(cfg, data)
+        typed, X, y = data.frame, data.X, data.y
 
     with _stage("describe", seconds, progress):
         description = describe_registry(typed)
 
     with _stage("tune", seconds, progress):
-        study = run_study(cfg, tracker=tracker, n_trials=trials, progress=progress, workers=workers)
+        study = run_study(cfg, tracker=tracker, n_trials=trials, progress=progress, workers=workers, data=data)
         best = study.best_pipeline
 
     with _stage("compare models", seconds, progress):
@@ -183,7 +184,7 @@ def _run_stages(cfg: ExperimentConfig, *, tracker: Tracker, run_id: str, models_
         scored = report.scores
         rate = len(scored) / (time.perf_counter() - started)
         counts = outside_training_counts(reloaded.schema, report.typed)
-    return _Outputs(typed, frame, study, results, kinds, explanation, table, groups, bundle, scored, rate, counts,
+    return _Outputs(typed, study, results, kinds, explanation, table, groups, bundle, scored, rate, counts,
                     description)
 
 
@@ -217,7 +218,7 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
         return path
 
     written: dict[str, list[Path]] = {name: [] for name in FOLDERS}
-    summary, report = cohort_summary(y, X), simulation_report(out.frame)  # once: the section reads them too
+    summary, report = cohort_summary(y, X), simulation_report(out.typed)  # once: the section reads them too
     written["cohort"] += [csv(report, "cohort", "simulated_vs_published.csv"),
                           csv(cohort_table(summary), "cohort", "summary.csv")]
     if out.description is not None:
