@@ -575,6 +575,9 @@ case("worker-no-study-sqlite", "worker tune.toml --storage sqlite:///o.db", r"--
 case("worker-no-study-journal", "worker tune.toml --storage journal:nope.log", r"--storage: no study storage at "
      r"journal:nope\.log")
 case("worker-n-trials", "worker tune.toml --storage sqlite:///o.db --n-trials 0", r"Invalid value for '--n-trials'")
+case("worker-n-on-a-file", "worker tunefile.toml --storage sqlite:///o.db --n 50",
+     r"--n 50: sets the size of the simulated registry, but tunefile\.toml reads data\.source = 'file'")
+case("worker-tracking-uri", "worker tune.toml --storage sqlite:///o.db --tracking-uri foo://bar", r"--tracking-uri")
 
 case("columns-extra", "columns extra", r"Got unexpected extra argument")
 case("unknown-command", "forecast", r"No such command 'forecast'")

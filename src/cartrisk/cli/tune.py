@@ -160,29 +160,24 @@ def worker(
     otherwise), runs trials until each study of the run holds its count, and logs each trial under the run's
     MLflow study run. A worker that dies mid-trial has its trial failed and replaced by the others.
     """
-    import dataclasses
 
     import optuna
     from threadpoolctl import threadpool_limits
 
-    from cartrisk.config import load_experiment
+    from cartrisk.cli._experiment import prepare_experiment
     from cartrisk.tracking.store import check_storage_url
     from cartrisk.tuning import join_experiment
     from cartrisk.tuning.studies import sigterm_as_interrupt, storage_exists
     from cartrisk.tuning.workers import exit_with_parent as watch_parent
 
-    cfg = load_experiment(experiment)
-    if cfg.tuning is None:
-        raise ConfigError(f"{experiment}: no tuning table in the file; a worker joins a study of cartrisk tune")
+    # the same checks as tune (file, --n, tracking URI, the experiment against its data) before joining
+    cfg, uri, _ = prepare_experiment(experiment, n=n, tracking_uri=tracking_uri, no_tracking=no_tracking,
+                                     tuning=True)
     check_storage_url(storage)
     if not storage_exists(storage) and not wait:
         raise ConfigError(f"--storage: no study storage at {storage}: a worker joins the studies of a running "
                           "`cartrisk tune` with the same --storage; start that first, or give --wait SECONDS")
-    if n is not None:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n=n))
-    tracking = None
-    if cfg.tracking.enabled and not no_tracking:
-        tracking = (tracking_uri or cfg.tracking.uri, cfg.tracking.experiment or cfg.name)
+    tracking = None if uri is None else (uri, cfg.tracking.experiment or cfg.name)
     if logging.getLogger("cartrisk").getEffectiveLevel() > logging.INFO:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     with sigterm_as_interrupt():
