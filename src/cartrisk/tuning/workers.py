@@ -174,6 +174,10 @@ class JoinResult:
         return sum(self.finished.values())
 
 
+class _NotReady(ConfigError):
+    """The experiment's studies are not (all) in the storage yet: a worker started with ``--wait`` waits for them."""
+
+
 def find_group(storage: optuna.storages.BaseStorage, fingerprint: str, experiment: str, where: str,
                n_studies: int | None = None) -> tuple[str, list[Any]]:
     """The newest group of studies of ``experiment`` in ``storage`` with this fingerprint that still needs trials.
@@ -188,7 +192,7 @@ def find_group(storage: optuna.storages.BaseStorage, fingerprint: str, experimen
     studies = [s for s in storage.get_all_studies() if s.user_attrs.get(EXPERIMENT_ATTR) == experiment
                and GROUP_ATTR in s.user_attrs]
     if not studies:
-        raise ConfigError(f"no study of experiment {experiment!r} in {where}: start it with `cartrisk tune` (with "
+        raise _NotReady(f"no study of experiment {experiment!r} in {where}: start it with `cartrisk tune` (with "
                           "the same --storage) first, or give --wait SECONDS to wait for it")
     mine = [s for s in studies if s.user_attrs.get(FINGERPRINT_ATTR) == fingerprint]
     if not mine:
@@ -202,7 +206,7 @@ def find_group(storage: optuna.storages.BaseStorage, fingerprint: str, experimen
     if n_studies is not None:  # a run still marking its studies is not ready yet
         groups = {g: found for g, found in groups.items() if len(found) == n_studies}
         if not groups:
-            raise ConfigError(f"the studies of experiment {experiment!r} in {where} are still being created: give "
+            raise _NotReady(f"the studies of experiment {experiment!r} in {where} are still being created: give "
                               "--wait SECONDS to wait for them")
     group = max(groups, key=lambda g: max(s._study_id for s in groups[g]))
     return group, sorted(groups[group], key=lambda s: s.user_attrs.get(INDEX_ATTR, 0))
@@ -244,11 +248,14 @@ def join_study(url: str, fingerprint: str, experiment: str, make_jobs: Callable[
         try:
             group, studies = find_group(storage, fingerprint, experiment, url, n_studies)
             break
-        except ConfigError as err:
-            if time.monotonic() >= deadline or "other data or settings" in str(err):
+        except _NotReady:  # may appear while we wait; studies of other data or settings never will: raised at once
+            if time.monotonic() >= deadline:
                 release_connections(storage)
                 raise
             time.sleep(1.0)
+        except ConfigError:
+            release_connections(storage)
+            raise
     finished: dict[str, int] = {}
     left = max_trials
     try:
