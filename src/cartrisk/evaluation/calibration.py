@@ -24,7 +24,7 @@ from scipy import stats
 from sksurv.util import check_y_survival
 
 from cartrisk.data.survstats import km_at
-from cartrisk.evaluation._fastsurv import rcs_basis
+from cartrisk.evaluation._fastsurv import rcs_basis, rcs_knots
 from cartrisk.evaluation.coxreg import fit_cox
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import days_to_months
@@ -35,6 +35,7 @@ __all__ = [
     "calibration_at_horizon",
     "calibration_slope",
     "check_horizons",
+    "smoothed_observed_risk",
     "cloglog",
     "d_calibration",
     "group_table",
@@ -43,8 +44,6 @@ __all__ = [
     "survival_at_own_time",
 ]
 
-#: Knot percentiles of a restricted cubic spline with 3 knots (Harrell, Regression Modeling Strategies).
-_RCS_KNOT_PERCENTILES = (10.0, 50.0, 90.0)
 #: Predicted probabilities are clipped away from 0 and 1 before the log(-log) transform.
 _EPS = 1e-10
 
@@ -65,6 +64,24 @@ def calibration_slope(time: np.ndarray, event: np.ndarray, pred_risk: np.ndarray
     with np.errstate(all="ignore"):
         fit = fit_cox(cll, event, time)
         return float(fit.coef[0]), float(fit.se[0])
+
+
+def smoothed_observed_risk(time: np.ndarray, event: np.ndarray, pred_risk: np.ndarray, horizon: float,
+                           grid_risk: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Austin's smoothed observed risk of death by ``horizon``: a Cox model (Efron ties) of the outcome censored at
+    the horizon on a restricted cubic spline of ``cloglog(1 - pred_risk)`` with Hmisc's 3 knots (linear when the
+    predictions take fewer than 3 values), read at each patient's prediction and, with ``grid_risk``, on that
+    grid of predicted risks (the calibration curve). NaN on a degenerate fit; never raises."""
+    cll = cloglog(1.0 - np.asarray(pred_risk, dtype=float))
+    with np.errstate(all="ignore"):
+        knots = rcs_knots(cll)
+        basis = rcs_basis(cll, knots)
+        fit = fit_cox(basis, event, time)
+        h0 = fit.cumhaz(horizon)
+        observed = 1.0 - np.exp(-h0 * np.exp(basis @ fit.coef))
+        curve = np.empty(0) if grid_risk is None else 1.0 - np.exp(
+            -h0 * np.exp(rcs_basis(cloglog(1.0 - np.asarray(grid_risk, dtype=float)), knots) @ fit.coef))
+    return observed, curve
 
 
 def _describe_horizon(horizon_days: float) -> str:
@@ -259,13 +276,6 @@ def _km_at(event: np.ndarray, time: np.ndarray, horizon: float) -> tuple[float, 
     return float(surv[0]), float(lower[0]), float(upper[0])
 
 
-def _cox_observed_event_prob(basis: np.ndarray, event_by_h: np.ndarray, time_h: np.ndarray, horizon: float
-                             ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit Cox (Breslow ties) on ``basis``; return its coefficients and the event probabilities at the horizon."""
-    fit = fit_cox(basis, event_by_h, time_h, ties="breslow")
-    return fit.coef, 1.0 - np.exp(-fit.cumhaz(horizon) * np.exp(basis @ fit.coef))
-
-
 def check_survival_probabilities(values, shape: tuple[int, ...], name: str) -> np.ndarray:
     """``values`` as a float array of ``shape``, or a ``ValueError`` naming ``name`` (wrong shape; not in [0, 1])."""
     values = np.asarray(values, dtype=float)
@@ -296,9 +306,10 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
 
     Notes
     -----
-    The smoothed observed probability is that of a Cox model of the outcome,
-    administratively censored at the horizon, on a restricted cubic spline (3 knots
-    at the 10th, 50th, 90th percentiles) of ``log(-log S_pred)`` (Austin et al. 2020).
+    The smoothed observed probability and the slope are those of external validation
+    (:func:`smoothed_observed_risk`, :func:`calibration_slope`): a Cox model of the outcome,
+    administratively censored at the horizon, on a restricted cubic spline (Hmisc's 3 knots)
+    of ``log(-log S_pred)`` (Austin et al. 2020), so internal and external figures compare.
     With fewer than 3 distinct predictions the spline becomes linear; with one,
     the smoothed observed probability is the Kaplan-Meier estimate and the slope is NaN.
     """
@@ -325,11 +336,8 @@ def calibration_at_horizon(survival_test, surv_prob, horizon_days: float, n_grou
         slope = np.nan
         smoothed = np.full_like(pred_event, 1.0 - observed)
     else:
-        coef, _ = _cox_observed_event_prob(cll[:, None], event_by_h, time_h, horizon)
-        slope = float(coef[0])
-        knots = np.unique(np.percentile(cll, _RCS_KNOT_PERCENTILES))
-        basis = rcs_basis(cll, knots) if n_distinct >= 3 and knots.shape[0] == 3 else cll[:, None]
-        _, smoothed = _cox_observed_event_prob(basis, event_by_h, time_h, horizon)
+        slope = calibration_slope(time_h, event_by_h, pred_event)[0]  # as external validation defines them
+        smoothed = smoothed_observed_risk(time_h, event_by_h, pred_event, horizon)[0]
 
     abs_err = np.abs(pred_event - smoothed)
     order = np.argsort(pred_event, kind="stable")

@@ -37,8 +37,7 @@ import pandas as pd
 from sksurv.util import check_y_survival
 
 from cartrisk.evaluation import _fastsurv as fs
-from cartrisk.evaluation.calibration import calibration_slope, cloglog, group_table
-from cartrisk.evaluation.coxreg import fit_cox
+from cartrisk.evaluation.calibration import calibration_slope, group_table, smoothed_observed_risk
 from cartrisk.exceptions import StatisticalWarning
 from cartrisk.units import days_to_months
 
@@ -112,14 +111,7 @@ def _statistics(t, e, r, F, h: float, thresholds, grid_risk) -> tuple[np.ndarray
     g = d.censoring_left(t)
     uno_w = np.where(e, 1.0 / np.maximum(g, _EPS) ** 2, 0.0)
     slope = calibration_slope(t, e, F)[0]
-    cll = cloglog(1.0 - F)
-    with np.errstate(all="ignore"):
-        knots = fs.rcs_knots(cll)
-        basis = fs.rcs_basis(cll, knots)
-        cal = fit_cox(basis, e, t)
-        h0 = cal.cumhaz(h)
-        observed = 1.0 - np.exp(-h0 * np.exp(basis @ cal.coef))
-        curve = 1.0 - np.exp(-h0 * np.exp(fs.rcs_basis(cloglog(1.0 - grid_risk), knots) @ cal.coef))
+    observed, curve = smoothed_observed_risk(t, e, F, h, grid_risk)
     err = np.abs(F - observed)
     brier = fs.brier_at(t, e, F, h, d)
     brier_null = fs.brier_at(t, e, np.full_like(F, 1.0 - surv_h), h, d)
