@@ -233,9 +233,12 @@ class Recalibrator(TransformerMixin, BaseEstimator):
             hd = months_to_days(h)
             e_h, t_h = event & (time <= hd), np.minimum(time, hd)
             x = cloglog(X[:, j])
-            b = float(fit_cox(x, e_h, t_h, ties="breslow").coef[0]) if self.fit_slope else 1.0
-            self.baseline_cumhaz_[j] = float(baseline_cumhaz(x, e_h, t_h, [b], hd, ties="breslow"))
-            self.slope_[j] = b
+            if self.fit_slope:  # the fit's own baseline: its risk sets are worked out once
+                fit = fit_cox(x, e_h, t_h, ties="breslow")
+                self.slope_[j], self.baseline_cumhaz_[j] = float(fit.coef[0]), float(fit.cumhaz(hd))
+            else:
+                self.slope_[j] = 1.0
+                self.baseline_cumhaz_[j] = float(baseline_cumhaz(x, e_h, t_h, [1.0], hd, ties="breslow"))
         if np.any(self.slope_ <= 0):
             warnings.warn(f"calibration slope <= 0 at some horizon ({self.slope_}): recalibration reverses the "
                           "ranking; the predictions carry no usable signal there", StatisticalWarning, stacklevel=2)
