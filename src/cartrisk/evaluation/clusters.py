@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import clone
 from sklearn.utils import _safe_indexing
 from sksurv.util import check_y_survival
@@ -163,7 +164,6 @@ def _cluster_row(name, y_test, risk, pred_risk, h, n_boot, rng) -> dict:
     se_c = float(np.std(logit_c, ddof=1)) if len(logit_c) > 1 else np.nan
     se_oe = 1.0 / np.sqrt(deaths) if deaths else np.nan
     lc = np.log(c / (1 - c)) if 0 < c < 1 else np.nan
-    expit = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
     return {"cluster": name, "n": int(t.size), "events": deaths,
             "harrell_c": c, "harrell_c_lower": expit(lc - 1.96 * se_c), "harrell_c_upper": expit(lc + 1.96 * se_c),
             "oe_ratio": oe, "oe_ratio_lower": oe * np.exp(-1.96 * se_oe), "oe_ratio_upper": oe * np.exp(1.96 * se_oe),
@@ -173,7 +173,7 @@ def _cluster_row(name, y_test, risk, pred_risk, h, n_boot, rng) -> dict:
             "_var_log_oe": se_oe ** 2, "_var_slope": se_slope ** 2}
 
 
-_POOL = (("harrell_c", "logit", "_logit_c", "_var_logit_c", lambda x: 1.0 / (1.0 + np.exp(-x))),
+_POOL = (("harrell_c", "logit", "_logit_c", "_var_logit_c", expit),
          ("oe_ratio", "log", "_log_oe", "_var_log_oe", np.exp),
          ("calibration_slope", "identity", "calibration_slope", "_var_slope", lambda x: x))
 
@@ -211,8 +211,8 @@ def internal_external_validation(estimator, X, y, labels, *, design: str = "auto
     n_boot : int, default 200
         Resamples of the bootstrap standard error of C within each cluster.
     """
-    _, time = check_y_survival(y)
-    folds, design = cluster_splits(labels, y[y.dtype.names[0]], design=design, min_events=min_events)
+    event, _ = check_y_survival(y)
+    folds, design = cluster_splits(labels, event, design=design, min_events=min_events)
     h = months_to_days(horizon_months)
     rng = np.random.default_rng(random_state)
     seeds = np.random.SeedSequence(random_state).generate_state(len(folds))

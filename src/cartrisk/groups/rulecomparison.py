@@ -390,7 +390,7 @@ def _check_horizons(settings: ComparisonSettings, spec: GroupSpec) -> np.ndarray
     return horizons
 
 
-def _model_groupings(spec, fitted, horizons, risk, surv_used, rule_models) -> tuple[dict, list]:
+def _model_groupings(fitted, horizons, risk, surv_used, rule_models) -> tuple[dict, list]:
     """Each model grouping's test groups, and the (model grouping, rule) pairs to compare."""
     groupings, pairs = {}, []
     for name, (grouper, paired) in fitted.items():
@@ -496,7 +496,7 @@ def compare_with_rules(
     else:
         fitted = _given_groupers(groupers, horizons)
         notes.append("cut-points given (learned before), not learned here")
-    model_groups, pairs = _model_groupings(spec, fitted, horizons, risk, surv_used, rule_models)
+    model_groups, pairs = _model_groupings(fitted, horizons, risk, surv_used, rule_models)
     groupings = {name: _rule_groups(rule, X_test) for name, rule in rule_models.items()} | model_groups
     scores = {name: rule.predict(X_test) for name, rule in rule_models.items()}
     mortality = {"model": 1.0 - surv_used[:, h_index]}
