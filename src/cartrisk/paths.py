@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cartrisk.exceptions import ConfigError
 
-__all__ = ["atomic_path", "check_output_file", "check_output_folder", "file_lock", "writable_folder"]
+__all__ = ["atomic_path", "check_output_file", "check_output_folder", "file_lock", "writable_folder", "write_table"]
 
 
 def _nearest_existing(folder: Path) -> Path | None:
@@ -103,3 +103,16 @@ def file_lock(path: str | Path, *, timeout: float = -1):
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path), timeout=timeout)
+
+
+def write_table(frame, path: str | Path) -> Path:
+    """Write a DataFrame as CSV or Parquet by the path's suffix, atomically (without its index); returns the path."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ConfigError(f"{path}: output must end in .csv or .parquet")
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    return path

@@ -2,8 +2,8 @@
 
 User errors (every :class:`~cartrisk.exceptions.CartriskError`: a bad extract, experiment file, option or
 bundle) print a message and exit with code 2, never a traceback. Files are written atomically
-(:func:`cartrisk.plotting.atomic_path`: a temporary file renamed into place), so a failed command leaves
-nothing half-written.
+(:func:`cartrisk.paths.write_table`, :func:`cartrisk.paths.atomic_path`: a temporary file renamed into place),
+so a failed command leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
@@ -23,8 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cartrisk.exceptions import CartriskError, ConfigError
-from cartrisk.paths import atomic_path
+from cartrisk.exceptions import CartriskError
+from cartrisk.paths import write_table  # noqa: F401  (the commands' one table writer, handed on)
 from cartrisk.units import is_p_column, p_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -62,17 +61,6 @@ def user_errors(fn: Callable) -> Callable:
             raise typer.Exit(2) from None
 
     return wrapper
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write CSV or Parquet by suffix, atomically."""
-    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise ConfigError(f"{path}: output must end in .csv or .parquet")
-    with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
 
 
 def print_frame(frame: pd.DataFrame, title: str | None = None, floatfmt: str = "{:.3f}") -> None:

@@ -28,7 +28,7 @@ from cartrisk.data.survstats import km_at, km_median, logrank_test
 from cartrisk.data.table1 import group_code, table_one
 from cartrisk.evaluation.coxreg import cox_regression, ph_test
 from cartrisk.groups.figures import plot_km
-from cartrisk.paths import atomic_path
+from cartrisk.paths import write_table
 from cartrisk.plotting import GROUP_COLOURS, forest_figure, new_figure, save_figure
 from cartrisk.units import days_to_months, interval_text, months_to_days, p_text
 from cartrisk.workflows.sections import write_section
@@ -310,10 +310,7 @@ def write_describe(result: DescribeResult, out_dir: str | Path) -> list[Path]:
     tables = {"table1.csv": result.table1, "km_by_group.csv": result.km, "logrank.csv": result.logrank,
               "cox_univariable.csv": result.univariable, "cox_multivariable.csv": result.multivariable,
               "cox_hazard_ratios.csv": hazard_ratio_table(result.multivariable), "ph_global.csv": result.ph_global}
-    for name, table in tables.items():
-        with atomic_path(out / name) as tmp:
-            table.to_csv(tmp, index=False)
-        written.append(out / name)
+    written += [write_table(table, out / name) for name, table in tables.items()]
     written.append(save_figure(_km_figure(result), out / "km_by_group.png"))
     if result.multivariable["hr"].notna().any():
         written.append(save_figure(_forest(result.multivariable, result.outcome), out / "cox_forest.png"))

@@ -29,6 +29,7 @@ from cartrisk.evaluation.preflight import check_experiment
 from cartrisk.modelling.leakage import guard_experiment
 from cartrisk.modelling.pipeline import SurvivalPipeline, build_pipeline
 from cartrisk.modelling.rules import make_rule
+from cartrisk.paths import write_table
 from cartrisk.progress import Progress
 from cartrisk.tracking import Tracker
 from cartrisk.workflows.heterogeneity import (
@@ -137,7 +138,7 @@ def _log_sections(report: EvaluationReport, tracker: Tracker, parent: str) -> No
                 where=f"the out-of-fold predictions of {label}")]
             if len(report.subgroups) > 1:
                 every = Path(tmp) / "subgroups" / "subgroups_by_model.csv"
-                pd.concat([t.assign(model=k) for k, t in report.subgroups.items()]).to_csv(every, index=False)
+                write_table(pd.concat([t.assign(model=k) for k, t in report.subgroups.items()]), every)
                 written.append((every, "subgroups"))
         for path, folder in written:
             tracker.log_file(parent, path, folder)

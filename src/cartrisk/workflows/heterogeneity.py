@@ -16,6 +16,7 @@ from cartrisk.evaluation.clusters import ClusterValidation, internal_external_va
 from cartrisk.evaluation.samplesize import TARGET_SHRINKAGE, sample_size_check
 from cartrisk.evaluation.subgroups import subgroup_labels, subgroup_performance
 from cartrisk.exceptions import ConfigError
+from cartrisk.paths import write_table
 from cartrisk.plotting import GROUP_COLOURS, figure_stem, forest_figure, save_figure
 from cartrisk.units import DAYS_PER_MONTH, estimate_text, months_to_days
 from cartrisk.workflows.sections import write_section
@@ -64,8 +65,7 @@ def write_clusters(results: dict[str, ClusterValidation], folder: Path, column: 
     for name, frames in (("clusters.csv", per), ("pooled.csv", pooled)):
         frame = pd.concat(frames, ignore_index=True)
         frame = frame[["model", *[c for c in frame.columns if c != "model"]]]
-        frame.to_csv(folder / name, index=False)
-        written.append(folder / name)
+        written.append(write_table(frame, folder / name))
     first_label, first = next(iter(results.items()))
     slug = figure_stem(first_label)
     written.append(write_section(folder, answer=first.answer(first_label), figure=f"forest_{slug}_harrell_c.png",
@@ -79,9 +79,7 @@ def write_subgroups(table: pd.DataFrame, out_dir: str | Path, *, horizon_months:
     """Write a subgroup table, its forest plot of the C by subgroup and ``section.json``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "subgroups.csv"
-    table.to_csv(path, index=False)
-    written = [path]
+    written = [write_table(table, out / "subgroups.csv")]
     for metric in ("harrell_c", "oe_ratio", "calibration_slope"):
         rows = table[(table["metric"] == metric) & (table["variable"] != "all")]
         if rows.empty:

@@ -36,6 +36,7 @@ from cartrisk.exceptions import StatisticalWarning
 from cartrisk.explain import Explanation, concordance, concordance_markdown, explain, write_figures
 from cartrisk.groups import ComparisonSettings, RuleComparison, compare_with_rules, write_comparison_figures
 from cartrisk.modelling.rules import make_rule
+from cartrisk.paths import write_table
 from cartrisk.progress import Progress
 from cartrisk.tracking import Tracker
 from cartrisk.tuning import StudyResult, outer_splits, run_study
@@ -213,9 +214,7 @@ def _write_artifacts(out: _Outputs, root: Path, seed: int) -> dict[str, list[Pat
     X, y = to_xy(out.typed)
 
     def csv(frame: pd.DataFrame, folder: str, name: str) -> Path:
-        path = folders[folder] / name
-        frame.to_csv(path, index=False)
-        return path
+        return write_table(frame, folders[folder] / name)
 
     written: dict[str, list[Path]] = {name: [] for name in FOLDERS}
     summary, report = cohort_summary(y, X), simulation_report(out.typed)  # once: the section reads them too

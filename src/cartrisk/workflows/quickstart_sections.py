@@ -22,6 +22,7 @@ from cartrisk.evaluation.figures import horizon_calibration_figure
 from cartrisk.explain.figures import concordance_points, explanation_overview_figure
 from cartrisk.groups import RuleComparison, grouping_title
 from cartrisk.groups.figures import group_histogram_figure
+from cartrisk.paths import write_table
 from cartrisk.plotting import SERIES_COLOURS, forest_figure, save_figure
 from cartrisk.units import estimate_text, months_to_days, p_text, percent_text
 from cartrisk.workflows.sections import write_section
@@ -32,11 +33,6 @@ __all__ = ["bundle_section", "calibration_section", "cohort_section", "explain_s
 _FAMILIES = {"rsf": "random survival forest", "xgb_cox": "XGBoost Cox model", "coxph": "Cox model",
              "coxnet": "elastic-net Cox model", "gbsa": "gradient-boosted survival model",
              "extra_trees": "extra survival trees", "xgb_aft": "XGBoost AFT model"}
-
-
-def _csv(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_csv(path, index=False)
-    return path
 
 
 def _family(label: str) -> str:
@@ -89,7 +85,7 @@ def models_section(folder: Path, results: dict[str, CVResult], kinds: dict[str, 
             row |= {code: est, f"{code}_lower": lo, f"{code}_upper": hi}
         rows.append(row)
     table = pd.DataFrame(rows)
-    compact = _csv(table, folder / "discrimination_summary.csv")
+    compact = write_table(table, folder / "discrimination_summary.csv")
     order = table.sort_values("uno_c", ascending=False, kind="stable")
     colours = [SERIES_COLOURS[0] if k != "reference rule" else SERIES_COLOURS[1 + i % 3]
                for i, k in enumerate(order["kind"])]
@@ -135,7 +131,7 @@ def calibration_section(folder: Path, groups: RuleComparison) -> list[Path]:
                          "e50": cal.e50, "e90": cal.e90, "calibration_slope": cal.slope})
             if np.isclose(h, groups.horizon_months):
                 curves[stage] = cal
-    compact = _csv(pd.DataFrame(rows), folder / "calibration_summary.csv")
+    compact = write_table(pd.DataFrame(rows), folder / "calibration_summary.csv")
     h = groups.horizon_months
     fig = horizon_calibration_figure(curves, title=f"{len(pts):,} independent patients, OS-2 at {h:g} months")
     figure = save_figure(fig, folder / f"calibration_curve_{h:g}m.png")
@@ -182,7 +178,7 @@ def _groups_rows(groups: RuleComparison) -> pd.DataFrame:
 def groups_section(folder: Path, groups: RuleComparison) -> list[Path]:
     """Do the model's risk groups separate OS-2 better than the D0-30 rule?"""
     table = _groups_rows(groups)
-    compact = _csv(table, folder / "groups_vs_rules.csv")
+    compact = write_table(table, folder / "groups_vs_rules.csv")
     n = len(groups.patients)
     rule = table[table["grouping"] == "d0_30"]
     model = table[table["grouping"].str.startswith("model[d0_30]")]
@@ -236,7 +232,7 @@ def explain_section(folder: Path, explanation, table: pd.DataFrame, *, seed: int
     fig = explanation_overview_figure(by_column, table, random_state=seed)
     figure = save_figure(fig, folder / "overview.png", dpi=100)
     top = _top_predictors(table)
-    compact = _csv(top, folder / "top_predictors.csv")
+    compact = write_table(top, folder / "top_predictors.csv")
     points = concordance_points(table)
     counts = points["status"].value_counts()
     first = top["predictor"].head(3).tolist()
@@ -266,7 +262,7 @@ def scoring_section(folder: Path, scored: pd.DataFrame, rate: float, ranges: pd.
     groups = pd.Categorical(scored["risk_group"], categories=order, ordered=True)
     # the aggregate logged beside it (groups under MIN_CELL patients counted, not described), lowest risk first
     table = score_distribution(scored).set_index("group").loc[[*order, "all"]].reset_index()
-    compact = _csv(table, folder / "score_distribution.csv")
+    compact = write_table(table, folder / "score_distribution.csv")
     written = [compact]
     fig = group_histogram_figure(scored[surv], groups, xlabel=f"predicted OS-2 at {horizon_months:g} months",
                                  title=f"{len(scored):,} newly scored patients by risk group")
@@ -292,7 +288,7 @@ def bundle_section(folder: Path, groups: RuleComparison, grouper, bundle: Path) 
         rows.append({"group": label, "score_from": -np.inf if k == 0 else float(grouper.cutpoints_[k - 1]),
                      "share_training": float(grouper.train_shares_.iloc[k]), "share_independent": share_test})
     table = pd.DataFrame(rows).replace(-np.inf, np.nan)
-    compact = _csv(table, folder / "risk_group_cutpoints.csv")
+    compact = write_table(table, folder / "risk_group_cutpoints.csv")
     codes = pts[name] if name in pts else pd.Categorical.from_codes(grouper.transform(pts["model_risk"]),
                                                                      categories=grouper.labels_, ordered=True)
     fig = group_histogram_figure(pts["model_risk"], codes, xlabel="risk score of the exported model",

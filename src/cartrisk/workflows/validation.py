@@ -16,6 +16,7 @@ import pandas as pd
 from cartrisk.bundle.validation import BundleValidation
 from cartrisk.evaluation.figures import case_mix_figure, horizon_calibration_figure
 from cartrisk.groups.figures import decision_curve_figure, km_figure
+from cartrisk.paths import write_table
 from cartrisk.plotting import save_figure
 from cartrisk.workflows.heterogeneity import write_subgroups
 from cartrisk.workflows.sections import write_section
@@ -31,8 +32,7 @@ def write_validation(result: BundleValidation, out_dir: str | Path) -> list[Path
     ext, written = result.external, []
 
     def csv(frame: pd.DataFrame, path: Path) -> None:
-        frame.to_csv(path, index=False)
-        written.append(path)
+        written.append(write_table(frame, path))
 
     csv(ext.metrics, out / "metrics.csv")
     csv(ext.calibration_curve, out / "calibration_curve.csv")
