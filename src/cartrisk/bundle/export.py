@@ -54,7 +54,7 @@ from cartrisk.data.simreport import cohort_summary
 from cartrisk.exceptions import BundleError
 from cartrisk.units import DEFAULT_HORIZONS_MONTHS
 
-__all__ = ["Evidence", "export_bundle"]
+__all__ = ["Evidence", "bundle_name_problem", "export_bundle"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -99,6 +99,13 @@ class Evidence:
     evaluations: tuple[Mapping[str, Any], ...] = ()
     subgroups: pd.DataFrame | None = None
     sample_size: Mapping[str, Any] | None = None
+
+
+def bundle_name_problem(name) -> str | None:
+    """Why ``name`` cannot name a bundle folder (``MODELS_DIR/NAME``), or None when it can."""
+    if isinstance(name, str) and _NAME.match(name):
+        return None
+    return f"{name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 def export_bundle(
@@ -164,9 +171,9 @@ def export_bundle(
     """
     evidence = evidence or Evidence()
     signing_key = None if sign_with is None else load_signing_key(sign_with)  # a bad key: refused before any work
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise BundleError(f"bundle name {name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a "
-                          "letter or digit")
+    problem = bundle_name_problem(name)
+    if problem:
+        raise BundleError(f"bundle name {problem}")
     check_is_fitted(pipeline)
     X, y, frame_for_hash, ids = _training_data(training_frame, X, y)
     target = Path(out_dir) / name

@@ -14,8 +14,8 @@ from cartrisk.cli._app import app, console, print_frame, user_errors, write_tabl
 from cartrisk.cli._trust import FingerprintOption, TrustOption, check_trust_options, open_bundle, refuse_trust_for_runs
 from cartrisk.exceptions import ConfigError
 from cartrisk.paths import atomic_path
+from cartrisk.tracking.store import is_run_id
 
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _NOT_COVARIATES = ("os2_days", "os2_event", "pfs2_days", "pfs2_event", "infusion_date", "failure_date",
                    "last_contact_date")
 
@@ -138,13 +138,13 @@ def explain(
 
     if horizon is not None and not (np.isfinite(horizon) and horizon > 0):
         raise ConfigError(f"--horizon must be a positive number of months; got {horizon:g}")
-    if log_to_run and not _RUN_ID.match(model):
+    if log_to_run and not is_run_id(model):
         raise ConfigError(f"--log-to-run needs an MLflow run id as --model; got {model}")
     check_output_folder(out, where="--out")
     refuse_trust_for_runs(model, trust, expect_fingerprint)
     check_trust_options(trust, expect_fingerprint)
     uri = DEFAULT_TRACKING_URI if tracking_uri is None else tracking_uri
-    if _RUN_ID.match(model) and not Path(model).is_dir():
+    if is_run_id(model) and not Path(model).is_dir():
         from cartrisk.tracking.store import require_store
 
         require_store(uri)

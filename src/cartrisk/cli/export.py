@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -13,8 +12,6 @@ import typer
 from cartrisk.cli._app import app, console, err_console, user_errors, write_table
 from cartrisk.cli._trust import FingerprintOption, TrustOption, check_trust_options, open_bundle
 from cartrisk.exceptions import ConfigError
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # as cartrisk.bundle.export checks it
 
 
 @app.command("export")
@@ -50,9 +47,11 @@ def export_command(
 
     if sign is not None:
         load_signing_key(sign)  # a bad key is refused before any work
-    if not _NAME.match(name):
-        raise ConfigError(f"--name: {name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter "
-                          "or digit (it names the folder MODELS_DIR/NAME)")
+    from cartrisk.bundle.export import bundle_name_problem
+
+    problem = bundle_name_problem(name)
+    if problem:
+        raise ConfigError(f"--name: {problem} (it names the folder MODELS_DIR/NAME)")
     if (models_dir / name).exists() and not overwrite:
         raise ConfigError(f"--name: {models_dir / name} exists; choose another name or pass --overwrite")
     check_output_folder(models_dir, where="--models-dir")

@@ -15,11 +15,11 @@ from rich.markup import escape
 from cartrisk.cli._app import app, console, print_frame, progress_bars, user_errors, write_table
 from cartrisk.cli._trust import FingerprintOption, TrustOption, check_trust_options, open_bundle, refuse_trust_for_runs
 from cartrisk.exceptions import ConfigError
+from cartrisk.tracking.store import is_run_id
 
 __all__ = ["compare_rules", "display_table", "write_comparison"]
 
 DEFAULT_OUT = Path("reports/compare-rules")
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _interval(value: float, lower: float, upper: float, fmt: str) -> str:
@@ -116,7 +116,7 @@ def compare_rules(
     uri = DEFAULT_TRACKING_URI if tracking_uri is None else tracking_uri
     if track:
         check_tracking_uri(uri)
-    if _RUN_ID.match(model) and not Path(model).exists():
+    if is_run_id(model) and not Path(model).exists():
         require_store(uri)  # a run id: read from a store that must exist
     pipeline, stored = _load(model, uri, trust, expect_fingerprint)
     use_stored = stored is not None and groups is None

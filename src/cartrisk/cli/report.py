@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,8 +13,7 @@ from cartrisk.cli._app import app, console, user_errors
 from cartrisk.config import DEFAULT_TRACKING_URI
 from cartrisk.exceptions import ConfigError
 from cartrisk.paths import atomic_path
-
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+from cartrisk.tracking.store import is_run_id
 
 
 @app.command()
@@ -36,7 +34,7 @@ def report(
     from cartrisk.workflows.pdf import find_chromium, print_pdf
     from cartrisk.workflows.report import build_report
 
-    if not _RUN_ID.match(run):
+    if not is_run_id(run):
         raise ConfigError(f"--run: {run!r} is not an MLflow run id (32 hexadecimal characters, as the commands print "
                           "it after `MLflow run`)")
     check_output_folder(out, where="--out")

@@ -3,7 +3,6 @@ and ``cartrisk samplesize`` (Riley's minimum sample size for a survival predicti
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +20,6 @@ __all__ = ["parse_thresholds", "samplesize", "update_model", "validate_model"]
 DEFAULT_OUT = Path("reports/validate-model")
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def parse_thresholds(text: str | None) -> tuple[float, ...]:
@@ -148,9 +146,11 @@ def update_model(
 
     check_trust_options(trust, expect_fingerprint)
     check_output_folder(models_dir, where="--models-dir")
-    if not _NAME.match(name):
-        raise ConfigError(f"--name: {name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter "
-                          "or digit (it names the folder MODELS_DIR/NAME)")
+    from cartrisk.bundle.export import bundle_name_problem
+
+    problem = bundle_name_problem(name)
+    if problem:
+        raise ConfigError(f"--name: {problem} (it names the folder MODELS_DIR/NAME)")
     if horizon is not None and not horizon > 0:
         raise ConfigError(f"--horizon: {horizon:g} months; the recalibration horizon must be a positive number of "
                           "months")

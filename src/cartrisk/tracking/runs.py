@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,11 @@ from cartrisk.data.schema import frame_hash, load_cohort
 from cartrisk.exceptions import BundleError
 from cartrisk.tracking.client import Tracker
 from cartrisk.tracking.pyfunc import register_bundle
+from cartrisk.tracking.store import is_run_id
 
 __all__ = ["export_from_tracking", "load_model", "pipeline_from_run", "resolve_run"]
 
 _PIPELINE_ARTIFACT = "model/pipeline.skops"
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _tracker(tracking_uri: str | None, experiment: str = "cartrisk") -> Tracker:
@@ -162,7 +161,7 @@ def load_model(ref: str, *, tracking_uri: str | None = None):
         return load_bundle(candidate).pipeline
     if candidate.is_file() and candidate.suffix == ".skops":
         return load_pipeline(candidate)
-    if _RUN_ID.match(str(ref)):
+    if is_run_id(str(ref)):
         return pipeline_from_run(str(ref), tracking_uri=tracking_uri)
     raise BundleError(f"{ref}: neither a bundle folder, a .skops file nor an MLflow run id (32 hex characters)")
 

@@ -25,13 +25,21 @@ from cartrisk.exceptions import ConfigError
 from cartrisk.paths import file_lock, writable_folder
 
 __all__ = ["LOCK_TIMEOUT_SECONDS", "check_storage_url", "check_tracking_uri", "create_experiment", "creation_lock",
-           "journal_path", "open_client", "require_store", "sqlite_path", "storage_file"]
+           "is_run_id", "journal_path", "open_client", "require_store", "sqlite_path", "storage_file"]
 
 #: How long a command waits for another one that is creating the same store.
 LOCK_TIMEOUT_SECONDS = 600
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _DATABASES = ("sqlite", "postgresql", "mysql", "mssql")
 _SERVERS = ("http", "https", "databricks")
+
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def is_run_id(text: str) -> bool:
+    """Whether ``text`` has the form of an MLflow run id (32 lower-case hex digits)."""
+    return bool(_RUN_ID.match(str(text)))
 
 
 def sqlite_path(uri: str) -> Path | None:
