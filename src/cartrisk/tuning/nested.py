@@ -65,7 +65,6 @@ from cartrisk.tuning.search import (
 )
 from cartrisk.tuning.studies import (
     COUNTED,
-    HEARTBEAT_SECONDS,
     StudyJob,
     counts,
     default_storage,
@@ -277,7 +276,7 @@ def run_study(cfg: ExperimentConfig, *, tracker: Tracker | None = None, storage:
     leakage = guard_experiment(cfg, data)  # before any fit
     y = data.y
     splits = outer_splits(cfg, y)
-    store = open_storage(url, heartbeat_seconds=heartbeat_seconds or HEARTBEAT_SECONDS)  # created under a lock
+    store = open_storage(url, heartbeat_seconds=heartbeat_seconds)  # created under a lock
     requested = t.study_name or cfg.name
     base = run_base(store, requested, resume=resume, where=url)  # a rerun starts new studies, --resume continues
     names = [f"{base}.outer{k + 1}" for k in range(len(splits))] + [f"{base}.final"]

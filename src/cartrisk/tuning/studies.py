@@ -139,15 +139,15 @@ def _safe(url: str) -> str:
     return head + sep + tail
 
 
-def open_storage(url: str, *, heartbeat_seconds: int | None = HEARTBEAT_SECONDS) -> optuna.storages.BaseStorage:
+def open_storage(url: str, *, heartbeat_seconds: int | None = None) -> optuna.storages.BaseStorage:
     """Open (and create) an Optuna storage from a URL or ``journal:PATH``; see the module docstring.
 
     Parameters
     ----------
     url : str
-    heartbeat_seconds : int or None, default 10
-        Heartbeat interval of running trials on database storages (the grace period is three of them);
-        None turns stale-trial detection off.
+    heartbeat_seconds : int, optional
+        Heartbeat interval of running trials on database storages (the grace period is three of them); default
+        :data:`HEARTBEAT_SECONDS`. Every caller that takes the option passes it on as it is, None included.
     """
     if url.startswith("journal:"):
         path = journal_path(url)
@@ -159,8 +159,8 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = HEARTBEAT_SECONDS)
         raise ConfigError(f"storage {url!r} is neither a database URL (sqlite:///optuna.db) nor journal:PATH")
     import sqlalchemy
 
-    beats = {} if heartbeat_seconds is None else {"heartbeat_interval": int(heartbeat_seconds),
-                                                  "grace_period": GRACE_HEARTBEATS * int(heartbeat_seconds)}
+    interval = HEARTBEAT_SECONDS if heartbeat_seconds is None else int(heartbeat_seconds)
+    beats = {"heartbeat_interval": interval, "grace_period": GRACE_HEARTBEATS * interval}
     database = sqlite_path(url)
     sqlite = database is not None
     if sqlite:
@@ -427,7 +427,7 @@ def fail_stale(study: optuna.Study) -> list[FrozenTrial]:
     """Fail the study's running trials whose heartbeat is older than the grace period; return them (failed).
 
     What :func:`optuna.storages.fail_stale_trials` does, with a ``fail_reason`` attribute on each trial. A no-op
-    on storages without heartbeats (journal files, or ``heartbeat_seconds=None``).
+    on storages without heartbeats (journal files).
     """
     storage = study._storage
     if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):

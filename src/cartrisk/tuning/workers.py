@@ -132,11 +132,8 @@ def run_workers(url: str, make_jobs: Callable[[], list[StudyJob]], n_workers: in
     CartriskError
         When a worker exits with an error (its traceback is on stderr).
     """
-    from cartrisk.tuning.studies import HEARTBEAT_SECONDS
-
     ctx = multiprocessing.get_context(start_method())
-    beats = HEARTBEAT_SECONDS if heartbeat_seconds is None else heartbeat_seconds
-    args = (url, make_jobs, os.getpid(), optuna.logging.get_verbosity(), beats)
+    args = (url, make_jobs, os.getpid(), optuna.logging.get_verbosity(), heartbeat_seconds)
     procs = [ctx.Process(target=_worker_main, args=args, name=f"cartrisk-tune-{i + 1}") for i in range(n_workers)]
     try:
         if before_start is not None:
@@ -239,10 +236,7 @@ def join_study(url: str, fingerprint: str, experiment: str, make_jobs: Callable[
         Called after each trial this worker finished, with each trial of a dead worker it failed, and with each
         trial it starts.
     """
-    from cartrisk.tuning.studies import HEARTBEAT_SECONDS
-
-    storage = open_storage(url, heartbeat_seconds=HEARTBEAT_SECONDS if heartbeat_seconds is None
-                           else heartbeat_seconds)
+    storage = open_storage(url, heartbeat_seconds=heartbeat_seconds)
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
