@@ -30,7 +30,7 @@ from cartrisk.bundle.provenance import provenance
 from cartrisk.bundle.serialise import dump_pipeline
 from cartrisk.config import DEFAULT_TRACKING_URI
 from cartrisk.exceptions import ConfigError
-from cartrisk.tracking.store import create_experiment, open_client, sqlite_path
+from cartrisk.tracking.store import create_experiment, open_client, sqlite_path, tune_sqlite_engine
 
 __all__ = ["DEFAULT_TRACKING_URI", "Tracker", "flatten"]
 
@@ -60,34 +60,17 @@ def _store_engine(client: MlflowClient):
     return getattr(getattr(client, "_tracking_client", None) and client._tracking_client.store, "engine", None)
 
 
-def _sqlite_connection_pragmas(dbapi_connection, connection_record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.execute("PRAGMA busy_timeout = 120000")
-    cursor.close()
-
-
 _TUNED_ENGINES: set[int] = set()
 
 
 def _tune_sqlite_store(client: MlflowClient) -> None:
-    """Put a SQLite tracking store in WAL mode with ``synchronous=NORMAL`` (once per engine).
-
-    MLflow opens SQLite in rollback-journal mode, where each commit costs an fsync of the database and its
-    journal (about 0.8 ms); in WAL mode a commit appends to the log (about 0.03 ms), readers no longer block
-    the writer, and ``synchronous=NORMAL`` is still safe against a crashed process. ``journal_mode`` is stored
-    in the file; the other pragmas are set on each new connection.
-    """
-    import sqlalchemy
-
+    """A SQLite tracking store in WAL mode (:func:`cartrisk.tracking.store.tune_sqlite_engine`), once per engine:
+    MLflow opens SQLite in rollback-journal mode."""
     engine = _store_engine(client)
     if engine is None or engine.dialect.name != "sqlite" or id(engine) in _TUNED_ENGINES:
         return
     _TUNED_ENGINES.add(id(engine))
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA journal_mode = WAL")
-    sqlalchemy.event.listen(engine, "connect", _sqlite_connection_pragmas)
-    engine.dispose()  # later connections are made with the pragmas above
+    tune_sqlite_engine(engine)
 
 
 class Tracker:

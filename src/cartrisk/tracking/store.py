@@ -24,8 +24,9 @@ from typing import Any
 from cartrisk.exceptions import ConfigError
 from cartrisk.paths import file_lock, writable_folder
 
-__all__ = ["LOCK_TIMEOUT_SECONDS", "check_storage_url", "check_tracking_uri", "create_experiment", "creation_lock",
-           "is_run_id", "journal_path", "open_client", "require_store", "sqlite_path", "storage_file"]
+__all__ = ["LOCK_TIMEOUT_SECONDS", "SQLITE_BUSY_SECONDS", "check_storage_url", "check_tracking_uri",
+           "create_experiment", "creation_lock", "is_run_id", "journal_path", "open_client", "require_store",
+           "sqlite_path", "storage_file", "tune_sqlite_engine"]
 
 #: How long a command waits for another one that is creating the same store.
 LOCK_TIMEOUT_SECONDS = 600
@@ -35,6 +36,32 @@ _SERVERS = ("http", "https", "databricks")
 
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+#: How long a SQLite connection waits for another process's write lock.
+SQLITE_BUSY_SECONDS = 120
+
+
+def _sqlite_connection_pragmas(dbapi_connection, connection_record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_SECONDS * 1000}")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def tune_sqlite_engine(engine) -> None:
+    """Put a SQLite database (an MLflow store or an Optuna storage) in WAL mode with ``synchronous=NORMAL`` and a
+    busy timeout on every new connection.
+
+    In rollback-journal mode each commit costs an fsync of the database and its journal (about 0.8 ms); in WAL
+    mode a commit appends to the log (about 0.03 ms), readers no longer block the writer, and
+    ``synchronous=NORMAL`` is still safe against a crashed process. ``journal_mode`` is stored in the file; the
+    other pragmas are set on each new connection, so the pooled connections are closed here.
+    """
+    import sqlalchemy
+
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+    sqlalchemy.event.listen(engine, "connect", _sqlite_connection_pragmas)
+    engine.dispose()
 
 
 def is_run_id(text: str) -> bool:

@@ -62,7 +62,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cartrisk.exceptions import CartriskError, ConfigError
 from cartrisk.paths import file_lock
-from cartrisk.tracking.store import journal_path, sqlite_path, storage_file
+from cartrisk.tracking.store import SQLITE_BUSY_SECONDS, journal_path, sqlite_path, storage_file, tune_sqlite_engine
 from cartrisk.tuning.draws import ask
 from cartrisk.tuning.search import make_pruner, make_sampler
 
@@ -76,7 +76,6 @@ TRIAL_ERRORS = (ValueError, ArithmeticError)
 FINGERPRINT_ATTR = "cartrisk.fingerprint"
 #: A new run of an experiment whose studies exist gets studies ``NAME.run2.outer1`` ... (see :func:`run_base`).
 RUN_SUFFIX = ".run"
-SQLITE_TIMEOUT_SECONDS = 120
 #: Seconds between two heartbeats of a running trial; a trial is stale after GRACE_HEARTBEATS missed ones.
 HEARTBEAT_SECONDS = 10
 GRACE_HEARTBEATS = 3
@@ -109,13 +108,6 @@ def default_storage(tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:///") and tracking_uri != "sqlite:///:memory:":
         return f"sqlite:///{Path(tracking_uri.removeprefix('sqlite:///')).parent / 'optuna.db'}"
     return "sqlite:///mlruns/optuna.db"
-
-
-def _sqlite_tuning(dbapi_connection, connection_record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_TIMEOUT_SECONDS * 1000}")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.close()
 
 
 def _driver_url(url: str) -> str:
@@ -165,7 +157,7 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = None) -> optuna.st
     sqlite = database is not None
     if sqlite:
         database.parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
     else:
         engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
     try:
@@ -173,10 +165,7 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = None) -> optuna.st
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
             rdb = RDBStorage(_driver_url(url), engine_kwargs=engine_kwargs, **beats)
         if sqlite:
-            with rdb.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode = WAL")  # persistent: stored in the database file
-            sqlalchemy.event.listen(rdb.engine, "connect", _sqlite_tuning)
-            rdb.engine.dispose()  # later connections are made with the pragmas above
+            tune_sqlite_engine(rdb.engine)
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError, ImportError) as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         raise ConfigError(f"storage {_safe(url)}: cannot open it ({reason}); check the URL, that the database "
