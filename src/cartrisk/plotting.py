@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from cartrisk.paths import atomic_path
-from cartrisk.units import interval_text
+from cartrisk.units import estimate_text
 
 __all__ = ["GROUP_COLOURS", "RISK_COLOURS", "SERIES_COLOURS", "error_bars", "figure_stem", "forest_figure",
            "new_figure", "risk_colours", "save_figure"]
@@ -149,8 +149,7 @@ def forest_figure(labels: Sequence[str], estimate, lower, upper, *, xlabel: str,
     shown = [est, lo, hi]
 
     def write(value: float, low: float, high: float, at: float) -> None:
-        interval = interval_text(low, high, lambda v: f"{v:.{decimals}f}")
-        ax.annotate(f"{value:.{decimals}f}" + (f" ({interval})" if interval else ""), (1.01, at),
+        ax.annotate(estimate_text(value, low, high, decimals), (1.01, at),
                     xycoords=("axes fraction", "data"), va="center", fontsize="small")
 
     for k in range(n):

@@ -49,13 +49,15 @@ def interval_text(lower: float | None, upper: float | None, number: Callable[[fl
     return f"{number(float(lower))}{sep}{number(float(upper))}"
 
 
-def estimate_text(estimate: float, lower: float | None = None, upper: float | None = None, decimals: int = 2) -> str:
+def estimate_text(estimate: float, lower: float | None = None, upper: float | None = None, decimals: int = 2, *,
+                  number: Callable[[float], str] | None = None) -> str:
     """An estimate with its interval in one string: ``0.68 (0.67-0.70)``; ``-0.11 to 0.29`` when a bound is
-    negative; the estimate alone when a bound is missing."""
+    negative; the estimate alone when a bound is missing. Numbers get ``decimals``, or are written by ``number``."""
     if not _finite(estimate):
         return "n/a"
-    interval = interval_text(lower, upper, lambda v: f"{v:.{decimals}f}")
-    return f"{estimate:.{decimals}f}" + (f" ({interval})" if interval else "")
+    number = number or (lambda v: f"{v:.{decimals}f}")
+    interval = interval_text(lower, upper, number)
+    return number(float(estimate)) + (f" ({interval})" if interval else "")
 
 
 _P = re.compile(r"(^|[_\s])p([_ -]?value)?$|^pvalue$", re.IGNORECASE)

@@ -137,11 +137,8 @@ def _interval_column(frame: pd.DataFrame, estimate: str | None, lower: str, uppe
         return [interval_text(a, b, fmt) for a, b in zip(lo, hi, strict=True)]
     est = pd.to_numeric(frame[estimate], errors="coerce")
     fmt = _number_formatter(pd.concat([est, lo, hi]), kind)
-    cells = []
-    for e, a, b in zip(est, lo, hi, strict=True):
-        interval = interval_text(a, b, fmt)
-        cells.append("" if not np.isfinite(e) else fmt(e) + (f" ({interval})" if interval else ""))
-    return cells
+    return ["" if not np.isfinite(e) else estimate_text(e, a, b, number=fmt)
+            for e, a, b in zip(est, lo, hi, strict=True)]
 
 
 def _ci_header(base: str) -> str:
