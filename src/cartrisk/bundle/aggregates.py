@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MIN_CELL", "outside_training_counts", "score_distribution"]
+__all__ = ["MIN_CELL", "outside_training", "outside_training_counts", "score_distribution"]
 
 #: The fewest patients whose scores are described together (a smaller group is counted only).
 MIN_CELL = 5
@@ -53,6 +53,34 @@ def score_distribution(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def outside_training(schema: Mapping[str, Any], typed: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Per column of a bundle's schema, the patients outside its training range or with a level unseen in
+    training: ``column``, ``problem``, ``positions`` (rows of ``typed``), and ``training_min``/``training_max``
+    or the unseen ``levels``. The one check behind the scoring warnings and :func:`outside_training_counts`."""
+    found: list[dict[str, Any]] = []
+    for col in schema.get("columns", []) if typed is not None else []:
+        name = col["name"]
+        if name not in typed:
+            continue
+        values = typed[name]
+        if col.get("levels") is not None:
+            known = values.isna() | values.astype(str).isin(list(col["levels"]))
+            where = np.flatnonzero(~known.to_numpy())
+            if where.size:
+                found.append({"column": name, "problem": "level not seen in training", "positions": where,
+                              "levels": sorted(set(values.iloc[where].astype(str)))})
+            continue
+        lo, hi = col.get("train_min"), col.get("train_max")
+        if lo is None or hi is None:
+            continue
+        x = values.to_numpy(dtype=float, na_value=np.nan)
+        where = np.flatnonzero((x < lo) | (x > hi))
+        if where.size:
+            found.append({"column": name, "problem": "outside training range", "positions": where,
+                          "training_min": lo, "training_max": hi})
+    return found
+
+
 def outside_training_counts(schema: Mapping[str, Any], typed: pd.DataFrame | None) -> pd.DataFrame:
     """Per column, how many patients lie outside the training range or hold a level unseen in training.
 
@@ -72,24 +100,7 @@ def outside_training_counts(schema: Mapping[str, Any], typed: pd.DataFrame | Non
         ``column``, ``problem`` (``outside training range`` or ``level not seen in training``), ``n_patients``,
         ``training_min``, ``training_max``: one row per column with at least one such patient.
     """
-    rows = []
-    for col in schema.get("columns", []) if typed is not None else []:
-        name = col["name"]
-        if name not in typed:
-            continue
-        if col.get("levels") is not None:
-            present = typed[name].dropna().astype(str)
-            n = int((~present.isin(list(col["levels"]))).sum())
-            if n:
-                rows.append({"column": name, "problem": "level not seen in training", "n_patients": n,
-                             "training_min": np.nan, "training_max": np.nan})
-            continue
-        lo, hi = col.get("train_min"), col.get("train_max")
-        if lo is None or hi is None:
-            continue
-        x = typed[name].to_numpy(dtype=float, na_value=np.nan)
-        n = int(((x < lo) | (x > hi)).sum())
-        if n:
-            rows.append({"column": name, "problem": "outside training range", "n_patients": n, "training_min": lo,
-                         "training_max": hi})
+    rows = [{"column": f["column"], "problem": f["problem"], "n_patients": int(f["positions"].size),
+             "training_min": f.get("training_min", np.nan), "training_max": f.get("training_max", np.nan)}
+            for f in outside_training(schema, typed)]
     return pd.DataFrame(rows, columns=["column", "problem", "n_patients", "training_min", "training_max"])

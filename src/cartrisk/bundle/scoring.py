@@ -18,6 +18,7 @@ import pandas as pd
 
 from cartrisk.bundle import _format
 from cartrisk.bundle._info import declared_from_schema
+from cartrisk.bundle.aggregates import outside_training
 from cartrisk.bundle.serialise import BOOSTER_FILE, PIPELINE_FILE, load_pipeline
 from cartrisk.bundle.signing import (
     TRUSTED_KEYS_ENV,
@@ -281,30 +282,18 @@ class Bundle:
     def _warn_outside_training(self, typed: pd.DataFrame, source: str, positions: list[int] | None = None) -> None:
         """One StatisticalWarning per column with values outside the training range or unseen levels; rows are
         numbered as in the input (``positions``: the input position of each row of ``typed``)."""
-        for col in self.schema["columns"]:
-            name = col["name"]
-            if name not in typed:
+        for found in outside_training(self.schema, typed):
+            name, outside = found["column"], found["positions"]
+            if "levels" in found:
+                warnings.warn(f"{source}: column '{name}': {outside.size} patient(s) with level(s) "
+                              f"{', '.join(found['levels'])} not seen in training; the model treats them as none of "
+                              "the known levels", StatisticalWarning, stacklevel=3)
                 continue
-            if col.get("levels") is not None:
-                present = typed[name].dropna().unique()
-                unseen = sorted(set(map(str, present)) - set(col["levels"]))
-                if unseen:
-                    n = int(typed[name].isin(unseen).sum())
-                    warnings.warn(f"{source}: column '{name}': {n} patient(s) with level(s) {', '.join(unseen)} not "
-                                  "seen in training; the model treats them as none of the known levels",
-                                  StatisticalWarning, stacklevel=3)
-                continue
-            lo, hi = col.get("train_min"), col.get("train_max")
-            if lo is None or hi is None:
-                continue
-            x = typed[name].to_numpy(dtype=float, na_value=np.nan)
-            outside = np.flatnonzero((x < lo) | (x > hi))
-            if outside.size:
-                numbers = outside[:5] if positions is None else np.asarray(positions)[outside[:5]]
-                rows = ", ".join(str(i + 1) for i in numbers) + (", ..." if outside.size > 5 else "")
-                warnings.warn(f"{source}: column '{name}': {outside.size} patient(s) outside the training range "
-                              f"[{lo:g}, {hi:g}] (rows {rows}); their predictions extrapolate beyond the data the "
-                              "model saw", StatisticalWarning, stacklevel=3)
+            numbers = outside[:5] if positions is None else np.asarray(positions)[outside[:5]]
+            rows = ", ".join(str(i + 1) for i in numbers) + (", ..." if outside.size > 5 else "")
+            warnings.warn(f"{source}: column '{name}': {outside.size} patient(s) outside the training range "
+                          f"[{found['training_min']:g}, {found['training_max']:g}] (rows {rows}); their predictions "
+                          "extrapolate beyond the data the model saw", StatisticalWarning, stacklevel=3)
 
 
 def _derivable(name: str, frame: pd.DataFrame) -> bool:
