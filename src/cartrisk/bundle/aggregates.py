@@ -63,12 +63,12 @@ def outside_training(schema: Mapping[str, Any], typed: pd.DataFrame | None) -> l
         if name not in typed:
             continue
         values = typed[name]
-        if col.get("levels") is not None:
-            known = values.isna() | values.astype(str).isin(list(col["levels"]))
-            where = np.flatnonzero(~known.to_numpy())
-            if where.size:
+        if col.get("levels") is not None:  # the distinct values first: a large batch is read once
+            unseen = sorted(set(map(str, values.dropna().unique())) - set(col["levels"]))
+            if unseen:
+                where = np.flatnonzero((values.notna() & values.astype(str).isin(unseen)).to_numpy())
                 found.append({"column": name, "problem": "level not seen in training", "positions": where,
-                              "levels": sorted(set(values.iloc[where].astype(str)))})
+                              "levels": unseen})
             continue
         lo, hi = col.get("train_min"), col.get("train_max")
         if lo is None or hi is None:
